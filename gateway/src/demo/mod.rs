@@ -1,0 +1,62 @@
+//! `gateway demo`: simulated home and embassy sites for several registries,
+//! and the gateway in front of them, from the embedded `config/demo.toml`.
+//! The config is the source of truth: a simulated site is started on every
+//! backend address it names.
+
+mod backend;
+pub mod data;
+
+use std::net::SocketAddr;
+
+use crate::config::{self, Config};
+use backend::SimulatedSite;
+
+/// The embedded demo configuration.
+pub const DEMO_CONFIG: &str = include_str!("../../../config/demo.toml");
+
+/// Compiles the embedded config, optionally with another listen address.
+pub fn config(listen: Option<SocketAddr>) -> Result<Config, config::ConfigErrors> {
+    let mut config = config::from_toml(DEMO_CONFIG)?;
+    if let Some(listen) = listen {
+        config.server.listen = listen;
+    }
+    Ok(config)
+}
+
+/// Starts a simulated site on every backend address of `config`.
+pub async fn start_sites(config: &Config) -> anyhow::Result<()> {
+    for registry in &config.registries {
+        for site in &registry.sites {
+            for backend in &site.backends {
+                let addr: SocketAddr = backend.as_str().parse()?;
+                let sim = SimulatedSite {
+                    registry: registry.name.to_string(),
+                    site: site.name.to_string(),
+                };
+                sim.start(addr).await.map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot start simulated site {}/{} on {addr}: {e}",
+                        registry.name,
+                        site.name
+                    )
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The URLs a newcomer should try, for the gateway at `addr`.
+pub fn urls_to_try(addr: SocketAddr) -> Vec<String> {
+    let people = data::people();
+    let id = people[0]["id"].as_str().unwrap_or_default().to_string();
+    let base = format!("http://{addr}");
+    vec![
+        format!("{base}/population/people"),
+        format!("{base}/population/people/{id}"),
+        format!("{base}/tax/declarations/{id}/2025"),
+        format!("{base}/business/companies/10137319"),
+        format!("{base}/gazette/acts/112032026004"),
+        format!("{base}/nowhere   (404 with Proxy-Status)"),
+    ]
+}

@@ -1,0 +1,12 @@
+//! Data Embassy Gateway: one address for a state's registries, served from
+//! home or from a data embassy abroad. See `DESIGN.md` and the README.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod demo;
+pub mod proxy;
+pub mod server;
+pub mod sites;
+
+pub use proxy::Gateway;
+pub use server::serve;

@@ -1,0 +1,73 @@
+//! Respond phase: the response the client sees, from upstream or from the
+//! gateway itself.
+
+use http::header::{self, HeaderValue};
+use http::{Response, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use super::body::{self, DeadlineBody, ProxyBody};
+use super::context::RequestContext;
+use super::error::{sf_string, Fault, ProxyError};
+use super::headers::{self, ViaValues};
+
+/// Upstream response to client response: hop-by-hop fields go, `Via` is
+/// added, and the body streams under the request's total deadline.
+pub fn from_upstream(
+    resp: Response<Incoming>,
+    ctx: &RequestContext,
+    via: &ViaValues,
+) -> Response<ProxyBody> {
+    let (mut parts, body) = resp.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers);
+    parts
+        .headers
+        .append(header::VIA, via.for_version(parts.version));
+    // hyper writes the version of the client's connection; a stale one here
+    // would only confuse it.
+    parts.version = Version::default();
+    Response::from_parts(parts, DeadlineBody::new(body, ctx.deadline).boxed())
+}
+
+/// A response the gateway makes itself: the status of the error, a
+/// `Proxy-Status` naming its RFC 9209 type, and a small JSON body.
+pub fn error(proxy_name: &str, ctx: &RequestContext, err: ProxyError) -> Response<ProxyBody> {
+    let status = err.status();
+    let kind = err.proxy_status();
+    let message = err.to_string();
+    match err.fault() {
+        Fault::Client => {
+            tracing::debug!(request_id = ?ctx.request_id, registry = ?ctx.registry, error = ?err, "refused request")
+        }
+        Fault::Upstream => {
+            tracing::warn!(request_id = ?ctx.request_id, registry = ?ctx.registry, site = ?ctx.site, error = ?err, "upstream failed")
+        }
+        Fault::Internal => {
+            tracing::error!(request_id = ?ctx.request_id, error = ?err, "internal error")
+        }
+    }
+    let body = serde_json::json!({
+        "error": kind,
+        "status": status.as_u16(),
+        "message": message,
+        "request_id": ctx.request_id.to_str().unwrap_or_default(),
+    });
+    let proxy_status = format!(
+        "{proxy_name}; error={kind}; details={}",
+        sf_string(&message)
+    );
+    let mut resp = Response::new(body::full(body.to_string()));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(&proxy_status) {
+        h.insert(PROXY_STATUS.clone(), v);
+    }
+    resp
+}
+
+pub static PROXY_STATUS: header::HeaderName = header::HeaderName::from_static("proxy-status");
