@@ -1,0 +1,13 @@
+//! End-to-end tests: real sockets on 127.0.0.1:0, real backends, the real
+//! gateway (in process, and as a process where the binary itself matters).
+
+mod fixtures;
+
+mod cli;
+mod config_errors;
+mod errors;
+mod headers;
+mod http2;
+mod routing;
+mod shutdown;
+mod streaming;
