@@ -1,0 +1,392 @@
+#!/usr/bin/env bash
+# proxy-bench.sh: throughput and latency through the gateway versus the same
+# backend reached directly, and versus nginx and HAProxy as equivalent
+# reverse proxies. See benches/README.md for how to read the results.
+#
+# Environment (all optional):
+#   ROUNDS=3  DURATION=10s  WARMUP=2s  CONNECTIONS=64  LOAD_THREADS=1
+#   H2=1                      also drive the gateway over h2c ("gateway-h2")
+#   TARGETS="direct gateway nginx haproxy"   subset and order of targets
+#   RESULTS_DIR=target/bench-results/<timestamp>
+#   GATEWAY_CONFIG=config/minimal.toml
+#   SKIP_BUILD=1              use the binaries already in target/release
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+CONNECTIONS=${CONNECTIONS:-64}
+LOAD_THREADS=${LOAD_THREADS:-1}
+H2=${H2:-0}
+TARGETS=${TARGETS:-direct gateway nginx haproxy}
+RESULTS_DIR=${RESULTS_DIR:-target/bench-results/$(date +%Y%m%d-%H%M%S)}
+GATEWAY_CONFIG=${GATEWAY_CONFIG:-config/minimal.toml}
+SKIP_BUILD=${SKIP_BUILD:-0}
+
+# Fixed by config/minimal.toml (gateway 18080 -> backend 18081); the other
+# proxies get neighbouring ports. Loopback only: this is a CPU benchmark.
+BACKEND_PORT=18081
+GATEWAY_PORT=18080
+NGINX_PORT=18090
+HAPROXY_PORT=18091
+REQUEST_PATH=/population/people/38001085718
+PORT_WAIT_TICKS=100 # x 0.1 s: how long a server gets to start accepting
+
+LOAD=target/release/gateway-load
+BACKEND=target/release/bench-backend
+GATEWAY=target/release/gateway
+
+log() { printf '[proxy-bench] %s\n' "$*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer (got '$ROUNDS')"
+command -v python3 >/dev/null || die "python3 is needed for the summary"
+
+# One CPU for the load generator, the other for every server process, so the
+# client never competes with what it measures. The direct baseline uses the
+# same split, which is what makes the ratios comparable.
+if command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]]; then
+    LOAD_PIN=(taskset -c 0)
+    SERVER_PIN=(taskset -c 1)
+else
+    log "warning: taskset or a second CPU is missing; running unpinned (noisier)"
+    LOAD_PIN=()
+    SERVER_PIN=()
+fi
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/proxy-bench.XXXXXX")
+declare -A LIVE=() # pid -> name, for the servers this script started
+declare -A SKIP=() # target -> reason it is skipped for the rest of the run
+
+# True while the process exists and is not a zombie awaiting `wait`.
+alive() {
+    local state
+    state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n $state && $state != Z ]]
+}
+
+stop_pid() {
+    local pid=$1 tick
+    if alive "$pid"; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((tick = 0; tick < 50; tick++)); do
+            alive "$pid" || break
+            sleep 0.1
+        done
+        if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+    fi
+    wait "$pid" 2>/dev/null || true
+    unset "LIVE[$pid]"
+}
+
+cleanup() {
+    local pid
+    for pid in "${!LIVE[@]}"; do
+        stop_pid "$pid"
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Polls, bounded, until the port accepts; fails early if the server died.
+wait_port() {
+    local port=$1 pid=$2 tick
+    for ((tick = 0; tick < PORT_WAIT_TICKS; tick++)); do
+        port_open "$port" && return 0
+        alive "$pid" || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# start_server NAME PORT CMD...: sets SERVER_PID; non-zero if it never listens.
+start_server() {
+    local name=$1 port=$2
+    shift 2
+    "${SERVER_PIN[@]}" "$@" >>"$RESULTS_DIR/logs/$name.log" 2>&1 &
+    SERVER_PID=$!
+    LIVE[$SERVER_PID]=$name
+    if ! wait_port "$port" "$SERVER_PID"; then
+        stop_pid "$SERVER_PID"
+        return 1
+    fi
+}
+
+find_bin() {
+    command -v "$1" 2>/dev/null && return 0
+    [[ -x /usr/sbin/$1 ]] && echo "/usr/sbin/$1" && return 0
+    return 1
+}
+
+wants() { [[ " $TARGETS " == *" $1 "* ]]; }
+
+build() {
+    if [[ $SKIP_BUILD == 1 ]]; then
+        [[ -x $LOAD && -x $BACKEND ]] || die "SKIP_BUILD=1 but $LOAD or $BACKEND is missing"
+        return 0
+    fi
+    if ! wants gateway; then
+        cargo build --release -p gateway-bench
+    elif ! cargo build --release -p gateway -p gateway-bench; then
+        # A stale target/release/gateway from an older build must not be
+        # measured as if it were the current code.
+        SKIP[gateway]="the gateway did not build"
+        SKIP[gateway-h2]="the gateway did not build"
+        log "gateway build failed; building the load tools alone"
+        cargo build --release -p gateway-bench
+    fi
+}
+
+install_proxies() {
+    local missing=()
+    if wants nginx && ! find_bin nginx >/dev/null; then missing+=(nginx-light); fi
+    if wants haproxy && ! find_bin haproxy >/dev/null; then missing+=(haproxy); fi
+    ((${#missing[@]})) || return 0
+    if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+        log "installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq || true
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
+            log "apt-get install ${missing[*]} failed"
+    fi
+    find_bin nginx >/dev/null || SKIP[nginx]="nginx is not installed"
+    find_bin haproxy >/dev/null || SKIP[haproxy]="haproxy is not installed"
+}
+
+write_nginx_conf() {
+    local dir=$TMP/nginx temp_paths="" module
+    mkdir -p "$dir"
+    # Point every compiled-in temp path into the temp dir so nginx never
+    # writes under /var/lib; naming a module that is absent is an error.
+    for module in client_body proxy fastcgi uwsgi scgi; do
+        if ! "$(find_bin nginx)" -V 2>&1 | grep -q -- "--without-http_${module}_module"; then
+            temp_paths+="    ${module}_temp_path $dir/${module}_temp;"$'\n'
+        fi
+    done
+    cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+master_process off;
+pid $dir/nginx.pid;
+error_log $RESULTS_DIR/logs/nginx-error.log warn;
+events {
+    worker_connections 4096;
+}
+http {
+    access_log off;
+$temp_paths
+    # The default of 1000 requests per connection would make nginx, alone
+    # among the targets, close and reopen connections during the run.
+    keepalive_requests 1000000;
+    upstream backend {
+        server 127.0.0.1:$BACKEND_PORT;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+}
+
+write_haproxy_conf() {
+    cat >"$TMP/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 4096
+
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    timeout http-keep-alive 30s
+
+listen gateway_equivalent
+    bind 127.0.0.1:$HAPROXY_PORT
+    server backend 127.0.0.1:$BACKEND_PORT
+EOF
+}
+
+# Starts the proxy for TARGET fresh (nothing for "direct"); sets PORT.
+start_target() {
+    case $1 in
+    direct)
+        PORT=$BACKEND_PORT
+        SERVER_PID=""
+        ;;
+    gateway | gateway-h2)
+        PORT=$GATEWAY_PORT
+        start_server gateway "$PORT" "$GATEWAY" run --config "$GATEWAY_CONFIG"
+        ;;
+    nginx)
+        PORT=$NGINX_PORT
+        start_server nginx "$PORT" "$(find_bin nginx)" -p "$TMP/nginx" \
+            -c "$TMP/nginx/nginx.conf" -e "$RESULTS_DIR/logs/nginx-error.log"
+        ;;
+    haproxy)
+        PORT=$HAPROXY_PORT
+        start_server haproxy "$PORT" "$(find_bin haproxy)" -db -f "$TMP/haproxy.cfg"
+        ;;
+    esac
+}
+
+# A proxy that listens but answers with errors must not be charted as fast.
+probe() {
+    local url=$1 out=$TMP/probe.json
+    shift
+    "$LOAD" --url "$url" --connections 1 --duration 2s --warmup 0s \
+        --max-requests 3 --json "$out" "$@" >/dev/null 2>&1 || return 1
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(r["status"]["2xx"]!=r["requests"] or r["requests"]==0)' "$out"
+}
+
+run_target() {
+    local target=$1 round=$2 extra=() base
+    if [[ $target == gateway-h2 ]]; then extra=(--h2); fi
+    base=$RESULTS_DIR/round$round-$target
+    if ! start_target "$target"; then
+        SKIP[$target]="did not start listening on port $PORT (log: $RESULTS_DIR/logs/)"
+        log "  $target: ${SKIP[$target]}; skipped from now on"
+        return 0
+    fi
+    local url=http://127.0.0.1:$PORT$REQUEST_PATH
+    if ! probe "$url" "${extra[@]}"; then
+        SKIP[$target]="probe request to $url did not get a 2xx"
+        log "  $target: ${SKIP[$target]}; skipped from now on"
+    elif "${LOAD_PIN[@]}" "$LOAD" --url "$url" --connections "$CONNECTIONS" \
+        --duration "$DURATION" --warmup "$WARMUP" --threads "$LOAD_THREADS" \
+        --json "$base.json" "${extra[@]}" >"$base.txt" 2>&1; then
+        log "  $target: $(grep -E '^throughput' "$base.txt" | tr -s ' ')"
+    else
+        log "  $target: load generator failed, see $base.txt"
+        rm -f "$base.json"
+    fi
+    if [[ -n $SERVER_PID ]]; then stop_pid "$SERVER_PID"; fi
+}
+
+write_environment() {
+    {
+        echo "date: $(date -Is)"
+        echo "git: $(git rev-parse --short HEAD 2>/dev/null || echo none)"
+        echo "kernel: $(uname -sr)"
+        echo "cpus: $(nproc)"
+        echo "rounds=$ROUNDS duration=$DURATION warmup=$WARMUP connections=$CONNECTIONS load_threads=$LOAD_THREADS h2=$H2"
+        echo "targets: $TARGETS"
+        if find_bin nginx >/dev/null; then "$(find_bin nginx)" -v 2>&1; fi
+        if find_bin haproxy >/dev/null; then "$(find_bin haproxy)" -v 2>&1 | head -1; fi
+        echo "pinning: load='${LOAD_PIN[*]}' servers='${SERVER_PIN[*]}'"
+    } >"$RESULTS_DIR/environment.txt"
+}
+
+summarise() {
+    python3 - "$RESULTS_DIR" <<'PY'
+import glob, json, os, re, statistics, sys
+
+results_dir = sys.argv[1]
+order = ["direct", "gateway", "gateway-h2", "nginx", "haproxy"]
+runs = {}
+for path in sorted(glob.glob(os.path.join(results_dir, "round*-*.json"))):
+    target = re.match(r"round\d+-(.+)\.json$", os.path.basename(path)).group(1)
+    runs.setdefault(target, []).append(json.load(open(path)))
+
+def med(rs, key):
+    return statistics.median(r[key] for r in rs)
+
+rows = {}
+for target, rs in runs.items():
+    rows[target] = {
+        "runs": len(rs),
+        "rps": med(rs, "rps"),
+        "p50_ms": med(rs, "p50_us") / 1000,
+        "p99_ms": med(rs, "p99_us") / 1000,
+        "non_2xx": sum(r["requests"] - r["status"]["2xx"] for r in rs),
+        "errors": sum(r["errors"] for r in rs),
+    }
+
+def ratio(target, base):
+    if base not in rows or rows[base]["rps"] == 0:
+        return None
+    return rows[target]["rps"] / rows[base]["rps"]
+
+lines = ["%-11s %4s %11s %8s %8s %9s %9s %8s %7s" % (
+    "target", "runs", "req/s", "p50 ms", "p99 ms", "vs direct", "vs nginx", "non-2xx", "errors")]
+fmt_ratio = lambda x: "-" if x is None else "%.2fx" % x
+for target in sorted(rows, key=lambda t: (order.index(t) if t in order else 99, t)):
+    row = rows[target]
+    row["vs_direct"] = ratio(target, "direct")
+    row["vs_nginx"] = ratio(target, "nginx")
+    lines.append("%-11s %4d %11.1f %8.3f %8.3f %9s %9s %8d %7d" % (
+        target, row["runs"], row["rps"], row["p50_ms"], row["p99_ms"],
+        fmt_ratio(row["vs_direct"]), fmt_ratio(row["vs_nginx"]), row["non_2xx"], row["errors"]))
+table = "\n".join(lines)
+print(table)
+open(os.path.join(results_dir, "summary.txt"), "w").write(table + "\n")
+json.dump(rows, open(os.path.join(results_dir, "summary.json"), "w"), indent=2)
+PY
+}
+
+main() {
+    mkdir -p "$RESULTS_DIR/logs"
+    RESULTS_DIR=$(cd "$RESULTS_DIR" && pwd)
+    local port
+    for port in $BACKEND_PORT $GATEWAY_PORT $NGINX_PORT $HAPROXY_PORT; do
+        if port_open "$port"; then die "127.0.0.1:$port is already in use; stop whatever listens there"; fi
+    done
+    if [[ $H2 == 1 ]] && wants gateway; then TARGETS+=" gateway-h2"; fi
+
+    build
+    if wants gateway && [[ -z ${SKIP[gateway]:-} ]]; then
+        if [[ ! -x $GATEWAY ]]; then SKIP[gateway]="$GATEWAY is missing"; fi
+        if [[ ! -f $GATEWAY_CONFIG ]]; then SKIP[gateway]="$GATEWAY_CONFIG is missing"; fi
+        if [[ -n ${SKIP[gateway]:-} ]]; then SKIP[gateway-h2]=${SKIP[gateway]}; fi
+    fi
+    install_proxies
+    if wants nginx; then write_nginx_conf; fi
+    if wants haproxy; then write_haproxy_conf; fi
+    write_environment
+    # Keep the exact proxy configs next to the numbers they produced.
+    if [[ -f $TMP/nginx/nginx.conf ]]; then cp "$TMP/nginx/nginx.conf" "$RESULTS_DIR/logs/"; fi
+    if [[ -f $TMP/haproxy.cfg ]]; then cp "$TMP/haproxy.cfg" "$RESULTS_DIR/logs/"; fi
+
+    start_server backend "$BACKEND_PORT" "$BACKEND" --listen "127.0.0.1:$BACKEND_PORT" ||
+        die "bench-backend did not start (log: $RESULTS_DIR/logs/backend.log)"
+    local backend_pid=$SERVER_PID
+
+    local round target
+    for ((round = 1; round <= ROUNDS; round++)); do
+        log "round $round/$ROUNDS: $DURATION per target, $CONNECTIONS connections, warmup $WARMUP"
+        for target in $TARGETS; do
+            if [[ -n ${SKIP[$target]:-} ]]; then
+                log "  $target: skipped (${SKIP[$target]})"
+                continue
+            fi
+            run_target "$target" "$round"
+        done
+    done
+    stop_pid "$backend_pid"
+
+    echo
+    echo "Median of $ROUNDS round(s); quote ratios against 'direct' from this same run."
+    summarise
+    echo
+    echo "Raw results: $RESULTS_DIR"
+}
+
+main "$@"

@@ -1,0 +1,98 @@
+//! One keep-alive client connection, HTTP/1.1 or HTTP/2 with prior knowledge.
+//!
+//! The low-level `hyper::client::conn` API is used instead of a pooled client
+//! so that "N connections" means exactly N TCP connections, each owned by one
+//! task, and a broken connection is visible (and counted) rather than being
+//! silently replaced by a pool.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+
+use crate::stats::ErrorKind;
+use crate::target::Target;
+
+pub enum Conn {
+    H1(http1::SendRequest<Empty<Bytes>>),
+    H2(http2::SendRequest<Empty<Bytes>>),
+}
+
+/// A response that was read to the end of its body.
+pub struct Completed {
+    pub status: StatusCode,
+    pub body_bytes: u64,
+    pub finished: Instant,
+}
+
+impl Conn {
+    pub async fn open(target: &Target, timeout: Duration) -> Result<Self, ErrorKind> {
+        match tokio::time::timeout(timeout, Self::handshake(target)).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(_)) | Err(_) => Err(ErrorKind::Connect),
+        }
+    }
+
+    async fn handshake(target: &Target) -> anyhow::Result<Self> {
+        let stream = TcpStream::connect(target.addr).await?;
+        // Requests are small single writes; Nagle would only add delay.
+        stream.set_nodelay(true)?;
+        let io = TokioIo::new(stream);
+        // The connection futures are spawned so they keep driving I/O while
+        // the task waits; they end when the `SendRequest` half is dropped.
+        if target.h2 {
+            let (sender, conn) = http2::handshake(TokioExecutor::new(), io).await?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Ok(Conn::H2(sender))
+        } else {
+            let (sender, conn) = http1::handshake(io).await?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Ok(Conn::H1(sender))
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Conn::H1(s) => s.is_closed(),
+            Conn::H2(s) => s.is_closed(),
+        }
+    }
+
+    /// Sends one request and reads the whole body, as a real client must
+    /// before the connection can carry the next request.
+    pub async fn exchange(&mut self, req: Request<Empty<Bytes>>) -> Result<Completed, ErrorKind> {
+        let response = match self {
+            Conn::H1(s) => {
+                s.ready().await.map_err(|_| ErrorKind::Io)?;
+                s.send_request(req).await
+            }
+            Conn::H2(s) => {
+                s.ready().await.map_err(|_| ErrorKind::Io)?;
+                s.send_request(req).await
+            }
+        }
+        .map_err(|_| ErrorKind::Io)?;
+        let status = response.status();
+        let mut body = response.into_body();
+        let mut body_bytes = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| ErrorKind::Io)?;
+            if let Some(data) = frame.data_ref() {
+                body_bytes += data.len() as u64;
+            }
+        }
+        Ok(Completed {
+            status,
+            body_bytes,
+            finished: Instant::now(),
+        })
+    }
+}
