@@ -2,6 +2,7 @@
 //! home or from a data embassy abroad. See `DESIGN.md` and the README.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod config;
 pub mod demo;
 pub mod proxy;

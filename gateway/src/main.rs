@@ -10,11 +10,7 @@ use gateway::config::{self, Config};
 use gateway::{demo, Gateway};
 
 #[derive(Parser)]
-#[command(
-    name = "gateway",
-    version,
-    about = "Data Embassy Gateway: one address for a state's registries"
-)]
+#[command(name = "gateway", version, about = "Data Embassy Gateway: one address for a state's registries")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,6 +34,29 @@ enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+    /// Steer a running gateway through its admin API.
+    Ctl {
+        /// The admin listener.
+        #[arg(long, default_value = "127.0.0.1:19901")]
+        admin: SocketAddr,
+        /// Environment variable holding the bearer token.
+        #[arg(long, default_value = "GATEWAY_ADMIN_TOKEN")]
+        token_env: String,
+        #[command(subcommand)]
+        action: CtlAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum CtlAction {
+    /// Continuity state, sites and backend health of every registry.
+    Status,
+    /// Route a registry to one site only, whatever health says.
+    Force { registry: String, site: String },
+    /// Stop sending new requests to a site; requests in flight finish.
+    Drain { registry: String, site: String },
+    /// Clear force and drains: health decides again.
+    Auto { registry: String },
 }
 
 fn main() -> ExitCode {
@@ -51,6 +70,7 @@ fn main() -> ExitCode {
         Command::Demo { listen } => demo::config(listen)
             .map_err(|e| anyhow::anyhow!("embedded demo configuration is invalid:\n{e}"))
             .and_then(|c| run(c, true)),
+        Command::Ctl { admin, token_env, action } => ctl(admin, &token_env, action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -88,14 +108,9 @@ fn run(config: Config, with_demo_sites: bool) -> anyhow::Result<()> {
     if let Some(workers) = config.server.workers {
         runtime.worker_threads(workers);
     }
-    let runtime = runtime
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = runtime.enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        if with_demo_sites {
-            demo::start_sites(&config).await?;
-        }
+        let switches = if with_demo_sites { Some(demo::start_sites(&config).await?) } else { None };
         let listen = config.server.listen;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -104,18 +119,54 @@ fn run(config: Config, with_demo_sites: bool) -> anyhow::Result<()> {
         tracing::info!(address = %local, "listening on {local}");
         if with_demo_sites {
             println!("\nData Embassy Gateway demo: the gateway listens on http://{local}");
-            println!(
-                "Simulated home and embassy-lu sites serve population, tax, business and gazette."
-            );
+            println!("Simulated home and embassy-lu sites serve population, tax, business and gazette.");
             println!("Try:");
             for url in demo::urls_to_try(local) {
                 println!("  curl -i {url}");
             }
+            println!("Watch failover: take population's home down, ask again (x-served-by: embassy-lu),");
+            println!("bring it back and see traffic return after the 5s failback hold:");
+            println!("  curl -X POST http://{}/sites/population/home/down", demo::CONTROL);
+            println!("  curl -i http://{local}/population/people");
+            println!("  curl -X POST http://{}/sites/population/home/up", demo::CONTROL);
+            println!("Steer it: GATEWAY_ADMIN_TOKEN={} target/release/gateway ctl status", demo::ADMIN_TOKEN);
             println!("Stop with Ctrl-C.\n");
         }
-        gateway::serve(listener, Gateway::new(config), shutdown_signal()).await?;
-        Ok(())
+        let gateway = Gateway::new(config);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        if let Some(admin) = gateway.config().admin.clone() {
+            let listener = tokio::net::TcpListener::bind(admin.listen)
+                .await
+                .with_context(|| format!("cannot listen for the admin API on {}", admin.listen))?;
+            tracing::info!(address = %admin.listen, "admin API listening on {}", admin.listen);
+            let mut stop = stop_rx.clone();
+            tokio::spawn(gateway::admin::serve(listener, gateway.clone(), admin.token, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            }));
+        }
+        if let Some(switches) = switches {
+            demo::start_control(switches).await?;
+        }
+        let served = gateway::serve(listener, gateway, shutdown_signal()).await;
+        let _ = stop_tx.send(true);
+        drop(stop_rx);
+        Ok(served?)
     })
+}
+
+fn ctl(admin: SocketAddr, token_env: &str, action: CtlAction) -> anyhow::Result<()> {
+    let token = std::env::var(token_env).with_context(|| format!("set the admin token in ${token_env}"))?;
+    let (method, path) = match &action {
+        CtlAction::Status => (http::Method::GET, "/v1/status".to_string()),
+        CtlAction::Force { registry, site } => (http::Method::POST, format!("/v1/registries/{registry}/force/{site}")),
+        CtlAction::Drain { registry, site } => (http::Method::POST, format!("/v1/registries/{registry}/drain/{site}")),
+        CtlAction::Auto { registry } => (http::Method::POST, format!("/v1/registries/{registry}/automatic")),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (status, body) = runtime.block_on(gateway::admin::ctl::call(admin, &token, method, &path))?;
+    println!("{body}");
+    anyhow::ensure!((200..300).contains(&status), "the admin API answered {status}");
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -139,8 +190,10 @@ async fn shutdown_signal() {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }

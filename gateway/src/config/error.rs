@@ -45,10 +45,7 @@ pub(crate) struct Errors {
 
 impl Errors {
     pub(crate) fn push(&mut self, path: impl Into<String>, reason: impl Into<String>) {
-        self.list.push(ConfigError {
-            path: path.into(),
-            reason: reason.into(),
-        });
+        self.list.push(ConfigError { path: path.into(), reason: reason.into() });
     }
 
     /// Records the error of a check, if any, and passes its value on.

@@ -20,6 +20,8 @@ pub struct FileConfig {
     pub defaults: LimitsFile,
     #[serde(default)]
     pub registries: BTreeMap<String, RegistryFile>,
+    /// The operators' listener; absent: no admin API.
+    pub admin: Option<super::continuity::AdminFile>,
 }
 
 /// `[server]`: the public listener and what holds for every request on it.
@@ -43,6 +45,10 @@ pub struct ServerFile {
     pub shutdown_grace: Option<String>,
     /// Worker threads; default: one per available core.
     pub workers: Option<u64>,
+    /// Response header naming the site that served; `""` turns it off.
+    pub served_by_header: Option<String>,
+    /// Response header stating the lag or as-of time of a non-live copy.
+    pub freshness_header: Option<String>,
 }
 
 /// Timeouts and body limits; `[defaults]` and `[registries.NAME.limits]`.
@@ -74,6 +80,9 @@ pub struct RegistryFile {
     pub sites: BTreeMap<String, SiteFile>,
     #[serde(default)]
     pub limits: LimitsFile,
+    /// Failover, failback, retries and writes.
+    #[serde(default)]
+    pub continuity: super::continuity::ContinuityFile,
 }
 
 /// One way a request reaches a registry.
@@ -99,4 +108,18 @@ pub struct SiteFile {
     pub backends: Vec<String>,
     /// Order among embassies; lower is preferred.
     pub priority: Option<u32>,
+    /// `live` (default), `replica` (with `max_lag`) or `snapshot` (with one
+    /// of `as_of`, `as_of_file`, `as_of_path`).
+    pub freshness: Option<String>,
+    pub max_lag: Option<String>,
+    /// RFC 3339 time the snapshot was taken.
+    pub as_of: Option<String>,
+    /// A file holding the RFC 3339 time, re-read at every health interval.
+    pub as_of_file: Option<String>,
+    /// A path on the site's backends answering the RFC 3339 time (text or
+    /// JSON `{"as_of": ...}`), fetched with each health check.
+    pub as_of_path: Option<String>,
+    pub health_check: Option<super::continuity::HealthCheckFile>,
+    #[serde(default)]
+    pub outlier: super::continuity::OutlierFile,
 }

@@ -3,6 +3,7 @@
 //! key path and the reason; all errors are reported together.
 
 mod compile;
+pub mod continuity;
 mod error;
 pub mod file;
 mod parse;
@@ -12,7 +13,10 @@ use std::path::Path;
 
 pub use compile::{compile, HOME};
 pub use error::{ConfigError, ConfigErrors};
-pub use runtime::{Config, Limits, Registry, Rewrite, Route, ServerSettings, SiteKind, SiteSpec};
+pub use runtime::{
+    AdminSettings, Config, ContinuitySettings, Freshness, HealthCheck, Limits, Outlier, Registry, Rewrite,
+    Route, ServerSettings, SiteKind, SiteSpec, SnapshotSource, WritePolicy,
+};
 
 /// Parses and compiles configuration text.
 pub fn from_toml(text: &str) -> Result<Config, ConfigErrors> {
@@ -20,9 +24,7 @@ pub fn from_toml(text: &str) -> Result<Config, ConfigErrors> {
     let file: file::FileConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let line = inner
-            .span()
-            .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+        let line = inner.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
         let mut reason = inner.message().to_string();
         if let Some(line) = line {
             reason.push_str(&format!(" (line {line})"));

@@ -11,13 +11,10 @@ use super::file::SizeFile;
 
 /// `"250ms"`, `"2s"`, `"1m 30s"` (humantime syntax); zero is refused.
 pub fn duration(text: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(text.trim()).map_err(|e| {
-        format!("invalid duration \"{text}\": {e} (write e.g. \"500ms\", \"2s\", \"1m\")")
-    })?;
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("invalid duration \"{text}\": {e} (write e.g. \"500ms\", \"2s\", \"1m\")"))?;
     if d.is_zero() {
-        return Err(format!(
-            "invalid duration \"{text}\": must be greater than zero"
-        ));
+        return Err(format!("invalid duration \"{text}\": must be greater than zero"));
     }
     Ok(d)
 }
@@ -38,12 +35,8 @@ fn size_text(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
-    let bad = |why: &str| {
-        format!("invalid size \"{text}\": {why} (write e.g. 65536, \"64KiB\", \"10MB\")")
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| bad("expected a whole number first"))?;
+    let bad = |why: &str| format!("invalid size \"{text}\": {why} (write e.g. 65536, \"64KiB\", \"10MB\")");
+    let n: u64 = digits.parse().map_err(|_| bad("expected a whole number first"))?;
     let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kb" => 1_000,
@@ -63,11 +56,8 @@ pub fn listen_addr(text: &str) -> Result<SocketAddr, String> {
     host.trim_start_matches('[')
         .trim_end_matches(']')
         .parse::<IpAddr>()
-        .map_err(|_| {
-            format!("invalid listen address \"{text}\": expected an IP address, not \"{host}\"")
-        })?;
-    text.parse()
-        .map_err(|e| format!("invalid listen address \"{text}\": {e}"))
+        .map_err(|_| format!("invalid listen address \"{text}\": expected an IP address, not \"{host}\""))?;
+    text.parse().map_err(|e| format!("invalid listen address \"{text}\": {e}"))
 }
 
 /// An upstream address: `host:port`, the host an IP or a DNS name.
@@ -75,37 +65,27 @@ pub fn backend_addr(text: &str) -> Result<Authority, String> {
     let (host, _) = split_host_port(text).map_err(|e| e.replace("listen address", "address"))?;
     let bracketed = host.starts_with('[') && host.ends_with(']');
     let valid_host = if bracketed {
-        host[1..host.len() - 1]
-            .parse::<std::net::Ipv6Addr>()
-            .is_ok()
+        host[1..host.len() - 1].parse::<std::net::Ipv6Addr>().is_ok()
     } else {
         !host.is_empty()
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+            && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
     };
     if !valid_host {
         return Err(format!("invalid address \"{text}\": bad host \"{host}\""));
     }
-    text.parse::<Authority>()
-        .map_err(|e| format!("invalid address \"{text}\": {e}"))
+    text.parse::<Authority>().map_err(|e| format!("invalid address \"{text}\": {e}"))
 }
 
 /// Splits `host:port`, explaining what is missing or out of range.
 fn split_host_port(text: &str) -> Result<(&str, u16), String> {
     let Some((host, port)) = text.rsplit_once(':') else {
-        return Err(format!(
-            "invalid listen address \"{text}\": expected host:port"
-        ));
+        return Err(format!("invalid listen address \"{text}\": expected host:port"));
     };
     if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "invalid listen address \"{text}\": port \"{port}\" is not a number"
-        ));
+        return Err(format!("invalid listen address \"{text}\": port \"{port}\" is not a number"));
     }
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("invalid listen address \"{text}\": port out of range"))?;
+    let port: u16 =
+        port.parse().map_err(|_| format!("invalid listen address \"{text}\": port out of range"))?;
     Ok((host, port))
 }
 
@@ -122,15 +102,11 @@ pub fn trusted_net(text: &str) -> Result<IpNet, String> {
 /// An RFC 9110 token, as `Via` and `Proxy-Status` need.
 pub fn token(text: &str) -> Result<String, String> {
     let ok = !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     if ok {
         Ok(text.to_string())
     } else {
-        Err(format!(
-            "invalid name \"{text}\": use letters, digits and - . _ only"
-        ))
+        Err(format!("invalid name \"{text}\": use letters, digits and - . _ only"))
     }
 }
 
@@ -143,9 +119,7 @@ mod tests {
         assert_eq!(size(&SizeFile::Text("64KiB".into())), Ok(65536));
         assert_eq!(size(&SizeFile::Text("10 MB".into())), Ok(10_000_000));
         assert_eq!(size(&SizeFile::Bytes(7)), Ok(7));
-        assert!(size(&SizeFile::Text("12 parsecs".into()))
-            .unwrap_err()
-            .contains("unknown unit"));
+        assert!(size(&SizeFile::Text("12 parsecs".into())).unwrap_err().contains("unknown unit"));
         assert!(size(&SizeFile::Bytes(0)).is_err());
     }
 
@@ -155,18 +129,14 @@ mod tests {
         assert_eq!(err, "invalid address \"10.0.0.1:99999\": port out of range");
         assert!(backend_addr("home.example:443").is_ok());
         assert!(backend_addr("[::1]:80").is_ok());
-        assert!(backend_addr("no-port")
-            .unwrap_err()
-            .contains("expected host:port"));
+        assert!(backend_addr("no-port").unwrap_err().contains("expected host:port"));
     }
 
     #[test]
     fn listen_needs_an_ip() {
         assert!(listen_addr("127.0.0.1:0").is_ok());
         assert!(listen_addr("[::1]:8080").is_ok());
-        assert!(listen_addr("localhost:8080")
-            .unwrap_err()
-            .contains("expected an IP address"));
+        assert!(listen_addr("localhost:8080").unwrap_err().contains("expected an IP address"));
     }
 
     #[test]

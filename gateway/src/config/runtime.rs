@@ -5,10 +5,12 @@
 //! cursors, connection pools, health) lives beside it, not in it.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use http::uri::Authority;
+use http::HeaderName;
 use ipnet::IpNet;
 
 #[derive(Debug, Clone)]
@@ -17,6 +19,20 @@ pub struct Config {
     /// In file order of names (sorted), each with an index routes refer to.
     pub registries: Vec<Arc<Registry>>,
     pub routes: Vec<Route>,
+    pub admin: Option<AdminSettings>,
+}
+
+#[derive(Clone)]
+pub struct AdminSettings {
+    pub listen: SocketAddr,
+    pub token: String,
+}
+
+impl std::fmt::Debug for AdminSettings {
+    // The token never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminSettings").field("listen", &self.listen).finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -31,6 +47,8 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// `None`: one worker per available core.
     pub workers: Option<usize>,
+    pub served_by_header: Option<HeaderName>,
+    pub freshness_header: Option<HeaderName>,
 }
 
 #[derive(Debug, Clone)]
@@ -39,6 +57,7 @@ pub struct Registry {
     /// `home` first, then embassies by priority (then name).
     pub sites: Vec<SiteSpec>,
     pub limits: Limits,
+    pub continuity: ContinuitySettings,
 }
 
 impl Registry {
@@ -60,6 +79,76 @@ pub struct SiteSpec {
     pub kind: SiteKind,
     pub priority: u32,
     pub backends: Vec<Authority>,
+    pub freshness: Freshness,
+    pub health_check: Option<HealthCheck>,
+    pub outlier: Outlier,
+}
+
+/// What a site's copy of the data promises.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Freshness {
+    Live,
+    Replica { max_lag: Duration },
+    Snapshot(SnapshotSource),
+}
+
+/// Where a snapshot's as-of time comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotSource {
+    Fixed(SystemTime),
+    File(PathBuf),
+    /// A path on the site's backends, fetched with each health check.
+    Endpoint(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheck {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub expect: Vec<u16>,
+    pub rise: u32,
+    pub fall: u32,
+    pub jitter: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outlier {
+    pub consecutive_5xx: u32,
+    pub consecutive_failures: u32,
+    pub base_ejection: Duration,
+    pub max_ejection: Duration,
+}
+
+impl Default for Outlier {
+    fn default() -> Self {
+        Outlier {
+            consecutive_5xx: 5,
+            consecutive_failures: 1,
+            base_ejection: Duration::from_secs(10),
+            max_ejection: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What a write (a non-idempotent request) does when home cannot take it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WritePolicy {
+    /// 503 with Retry-After; nothing is forwarded.
+    Reject,
+    /// The embassy copy is live and takes writes.
+    Forward,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContinuitySettings {
+    pub failback_hold: Duration,
+    pub write_policy: WritePolicy,
+    pub retry_on_status: Vec<u16>,
+    pub retry_budget: f32,
+    pub retry_min_per_second: u32,
+    pub replay_buffer: u64,
+    pub retry_after: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

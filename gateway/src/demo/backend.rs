@@ -13,6 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use super::data;
 
@@ -22,37 +23,69 @@ pub struct SimulatedSite {
     pub site: String,
 }
 
+/// Switches a running simulated site off (its port refuses connections and
+/// open connections are cut, as when a data centre goes dark) and on.
+#[derive(Clone)]
+pub struct SiteSwitch(watch::Sender<bool>);
+
+impl SiteSwitch {
+    pub fn set_up(&self, up: bool) {
+        self.0.send_replace(up);
+    }
+}
+
 impl SimulatedSite {
     /// Binds `addr` and serves until the runtime ends.
-    pub async fn start(self, addr: SocketAddr) -> std::io::Result<()> {
+    pub async fn start(self, addr: SocketAddr) -> std::io::Result<SiteSwitch> {
         let listener = TcpListener::bind(addr).await?;
+        let (switch, up) = watch::channel(true);
+        tokio::spawn(self.run(addr, listener, up));
+        Ok(SiteSwitch(switch))
+    }
+
+    async fn run(self, addr: SocketAddr, listener: TcpListener, mut up: watch::Receiver<bool>) {
         let site = Arc::new(self);
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let site = site.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| {
-                        let site = site.clone();
-                        async move { Ok::<_, Infallible>(site.answer(req).await) }
-                    });
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+        let mut listener = Some(listener);
+        loop {
+            let Some(l) = &listener else {
+                // Down: nothing listens until switched on again.
+                if up.wait_for(|u| *u).await.is_err() {
+                    return;
+                }
+                listener = TcpListener::bind(addr).await.ok();
+                continue;
+            };
+            tokio::select! {
+                accepted = l.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    tokio::spawn(site.clone().serve(stream, up.clone()));
+                }
+                changed = up.changed() => {
+                    if changed.is_err() { return; }
+                    if !*up.borrow() { listener = None; }
+                }
             }
+        }
+    }
+
+    async fn serve(self: Arc<Self>, stream: tokio::net::TcpStream, mut up: watch::Receiver<bool>) {
+        let site = self.clone();
+        let service = service_fn(move |req| {
+            let site = site.clone();
+            async move { Ok::<_, Infallible>(site.answer(req).await) }
         });
-        Ok(())
+        let builder = auto::Builder::new(TokioExecutor::new());
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        tokio::select! {
+            _ = conn => {}
+            _ = up.wait_for(|u| !*u) => {}
+        }
     }
 
     async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let body = req
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
+        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         let (status, value) = self.route(&method, &path, &body);
         Response::builder()
             .status(status)
@@ -66,15 +99,11 @@ impl SimulatedSite {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let found = |v: Option<Value>| match v {
             Some(v) => (StatusCode::OK, v),
-            None => (
-                StatusCode::NOT_FOUND,
-                json!({"error": "not_found", "path": path}),
-            ),
+            None => (StatusCode::NOT_FOUND, json!({"error": "not_found", "path": path})),
         };
         match (self.registry.as_str(), method, segments.as_slice()) {
-            (_, &Method::GET, ["health"]) => {
-                (StatusCode::OK, json!({"status": "ok", "site": self.site}))
-            }
+            (_, &Method::GET, ["health"]) => (StatusCode::OK, json!({"status": "ok", "site": self.site})),
+            (_, &Method::GET, ["as-of"]) => (StatusCode::OK, json!({"as_of": "2026-11-22T03:00:00Z"})),
             ("population", &Method::GET, ["people"]) => {
                 let list: Vec<Value> = data::people()
                     .iter()
@@ -82,9 +111,7 @@ impl SimulatedSite {
                     .collect();
                 (StatusCode::OK, json!({"people": list}))
             }
-            ("population", &Method::GET, ["people", id]) => {
-                found(by_field(data::people(), "id", id))
-            }
+            ("population", &Method::GET, ["people", id]) => found(by_field(data::people(), "id", id)),
             ("tax", &Method::GET, ["declarations", id, "2025"]) => {
                 found(by_field(data::people(), "id", id).map(|p| data::tax_declaration(&p)))
             }
@@ -101,13 +128,8 @@ impl SimulatedSite {
             ("gazette", &Method::GET, [""] | ["acts"]) => {
                 (StatusCode::OK, json!({"acts": data::gazette_acts()}))
             }
-            ("gazette", &Method::GET, ["acts", id]) => {
-                found(by_field(data::gazette_acts(), "id", id))
-            }
-            _ => (
-                StatusCode::NOT_FOUND,
-                json!({"error": "not_found", "path": path}),
-            ),
+            ("gazette", &Method::GET, ["acts", id]) => found(by_field(data::gazette_acts(), "id", id)),
+            _ => (StatusCode::NOT_FOUND, json!({"error": "not_found", "path": path})),
         }
     }
 }

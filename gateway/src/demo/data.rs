@@ -5,33 +5,12 @@ use serde_json::{json, Value};
 
 /// (given name, family name, sex, birth date YYYY-MM-DD, municipality, street)
 const PEOPLE: &[(&str, &str, char, &str, &str, &str)] = &[
-    (
-        "Mari",
-        "Tamm",
-        'F',
-        "1980-01-08",
-        "Tallinn",
-        "Narva mnt 5-12",
-    ),
+    ("Mari", "Tamm", 'F', "1980-01-08", "Tallinn", "Narva mnt 5-12"),
     ("Jaan", "Saar", 'M', "1975-06-21", "Tartu", "Riia 14"),
     ("Kadri", "Sepp", 'F', "1992-11-03", "Pärnu", "Rüütli 31"),
-    (
-        "Andres",
-        "Mägi",
-        'M',
-        "1968-03-30",
-        "Tallinn",
-        "Pärnu mnt 102-7",
-    ),
+    ("Andres", "Mägi", 'M', "1968-03-30", "Tallinn", "Pärnu mnt 102-7"),
     ("Liis", "Kask", 'F', "2001-09-17", "Narva", "Tallinna mnt 9"),
-    (
-        "Toomas",
-        "Kukk",
-        'M',
-        "1955-12-01",
-        "Viljandi",
-        "Tallinna 2",
-    ),
+    ("Toomas", "Kukk", 'M', "1955-12-01", "Viljandi", "Tallinna 2"),
 ];
 
 /// Estonian personal identification code (isikukood) with a valid checksum.
@@ -39,12 +18,7 @@ pub fn isikukood(sex: char, birth: &str, serial: u32) -> String {
     let year: u32 = birth[0..4].parse().unwrap_or(1980);
     let century = if year >= 2000 { 5 } else { 3 };
     let g = century + u32::from(sex == 'F');
-    let base = format!(
-        "{g}{}{}{}{serial:03}",
-        &birth[2..4],
-        &birth[5..7],
-        &birth[8..10]
-    );
+    let base = format!("{g}{}{}{}{serial:03}", &birth[2..4], &birth[5..7], &birth[8..10]);
     let digits: Vec<u32> = base.bytes().map(|b| u32::from(b - b'0')).collect();
     let sum = |w: [u32; 10]| digits.iter().zip(w).map(|(d, w)| d * w).sum::<u32>() % 11;
     let mut check = sum([1, 2, 3, 4, 5, 6, 7, 8, 9, 1]);

@@ -4,12 +4,15 @@
 //! backend address it names.
 
 mod backend;
+mod control;
 pub mod data;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use crate::config::{self, Config};
-use backend::SimulatedSite;
+use backend::{SimulatedSite, SiteSwitch};
+pub use control::start_control;
 
 /// The embedded demo configuration.
 pub const DEMO_CONFIG: &str = include_str!("../../../config/demo.toml");
@@ -23,27 +26,32 @@ pub fn config(listen: Option<SocketAddr>) -> Result<Config, config::ConfigErrors
     Ok(config)
 }
 
+/// The demo's admin token: it is in config/demo.toml for all to read, so
+/// it protects nothing; real deployments use `token_env`.
+pub const ADMIN_TOKEN: &str = "demo-admin-token-not-a-secret";
+
+/// Where the demo's site switches listen.
+pub const CONTROL: &str = "127.0.0.1:18100";
+
+/// Every simulated site's switches, by `registry/site`.
+pub type Switches = HashMap<String, Vec<SiteSwitch>>;
+
 /// Starts a simulated site on every backend address of `config`.
-pub async fn start_sites(config: &Config) -> anyhow::Result<()> {
+pub async fn start_sites(config: &Config) -> anyhow::Result<Switches> {
+    let mut switches = Switches::new();
     for registry in &config.registries {
         for site in &registry.sites {
             for backend in &site.backends {
                 let addr: SocketAddr = backend.as_str().parse()?;
-                let sim = SimulatedSite {
-                    registry: registry.name.to_string(),
-                    site: site.name.to_string(),
-                };
-                sim.start(addr).await.map_err(|e| {
-                    anyhow::anyhow!(
-                        "cannot start simulated site {}/{} on {addr}: {e}",
-                        registry.name,
-                        site.name
-                    )
+                let sim = SimulatedSite { registry: registry.name.to_string(), site: site.name.to_string() };
+                let switch = sim.start(addr).await.map_err(|e| {
+                    anyhow::anyhow!("cannot start simulated site {}/{} on {addr}: {e}", registry.name, site.name)
                 })?;
+                switches.entry(format!("{}/{}", registry.name, site.name)).or_default().push(switch);
             }
         }
     }
-    Ok(())
+    Ok(switches)
 }
 
 /// The URLs a newcomer should try, for the gateway at `addr`.

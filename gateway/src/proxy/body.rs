@@ -16,10 +16,12 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// What the gateway sends to clients and upstreams alike.
 pub type ProxyBody = BoxBody<Bytes, BoxError>;
 
+pub fn empty() -> ProxyBody {
+    http_body_util::Empty::new().map_err(|never| match never {}).boxed()
+}
+
 pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed()
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
 }
 
 /// The request's total deadline passed while its response body was still
@@ -41,10 +43,7 @@ pin_project_lite::pin_project! {
 
 impl<B> DeadlineBody<B> {
     pub fn new(inner: B, deadline: Instant) -> Self {
-        DeadlineBody {
-            inner,
-            sleep: tokio::time::sleep_until(deadline),
-        }
+        DeadlineBody { inner, sleep: tokio::time::sleep_until(deadline) }
     }
 }
 

@@ -23,7 +23,11 @@ pub struct RequestContext {
     /// Whole-exchange deadline; set when the registry (and its limits) is known.
     pub deadline: Instant,
     pub registry: Option<Arc<str>>,
+    /// The site of the latest attempt (the one that answered, in the end).
     pub site: Option<Arc<str>>,
+    /// Upstream attempts made: 1 plus retries.
+    pub attempts: u32,
+    pub retry_budget_exhausted: bool,
 }
 
 impl RequestContext {
@@ -35,6 +39,8 @@ impl RequestContext {
             deadline: now,
             registry: None,
             site: None,
+            attempts: 0,
+            retry_budget_exhausted: false,
         }
     }
 }

@@ -42,31 +42,19 @@ pub enum ProxyError {
     #[error("site {site} refused the connection")]
     ConnectRefused { site: String, backend: String },
     #[error("connecting to site {site} timed out after {after:?}")]
-    ConnectTimeout {
-        site: String,
-        backend: String,
-        after: Duration,
-    },
+    ConnectTimeout { site: String, backend: String, after: Duration },
     #[error("cannot connect to site {site}: {reason}")]
-    ConnectFailed {
-        site: String,
-        backend: String,
-        reason: String,
-    },
+    ConnectFailed { site: String, backend: String, reason: String },
     #[error("site {site} closed the connection before answering")]
     UpstreamClosed { site: String, backend: String },
     #[error("site {site} sent no response head within {after:?}")]
-    ResponseTimeout {
-        site: String,
-        backend: String,
-        after: Duration,
-    },
+    ResponseTimeout { site: String, backend: String, after: Duration },
     #[error("site {site} broke the HTTP exchange: {reason}")]
-    UpstreamProtocol {
-        site: String,
-        backend: String,
-        reason: String,
-    },
+    UpstreamProtocol { site: String, backend: String, reason: String },
+    #[error("no site of registry {registry} can serve now")]
+    NoHealthySite { registry: String },
+    #[error("registry {registry} takes no writes while its home site is unavailable; try again later")]
+    WriteRejected { registry: String, retry_after: u32 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -75,15 +63,15 @@ impl ProxyError {
     pub fn fault(&self) -> Fault {
         use ProxyError::*;
         match self {
-            NoRoute { .. } | BadRequest(_) | BodyTooLarge { .. } | HeadersTooLarge(_) | Loop => {
-                Fault::Client
-            }
+            NoRoute { .. } | BadRequest(_) | BodyTooLarge { .. } | HeadersTooLarge(_) | Loop => Fault::Client,
             ConnectRefused { .. }
             | ConnectTimeout { .. }
             | ConnectFailed { .. }
             | UpstreamClosed { .. }
             | ResponseTimeout { .. }
-            | UpstreamProtocol { .. } => Fault::Upstream,
+            | UpstreamProtocol { .. }
+            | NoHealthySite { .. }
+            | WriteRejected { .. } => Fault::Upstream,
             Internal(_) => Fault::Internal,
         }
     }
@@ -101,6 +89,7 @@ impl ProxyError {
             | UpstreamClosed { .. }
             | UpstreamProtocol { .. } => StatusCode::BAD_GATEWAY,
             ConnectTimeout { .. } | ResponseTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            NoHealthySite { .. } | WriteRejected { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -118,7 +107,20 @@ impl ProxyError {
             UpstreamClosed { .. } => "connection_terminated",
             ResponseTimeout { .. } => "http_response_timeout",
             UpstreamProtocol { .. } => "http_protocol_error",
+            NoHealthySite { .. } | WriteRejected { .. } => "destination_unavailable",
             Internal(_) => "proxy_internal_error",
+        }
+    }
+}
+
+impl ProxyError {
+    /// Seconds a client should wait before trying again, for answers that
+    /// say "not now" rather than "never".
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            ProxyError::WriteRejected { retry_after, .. } => Some(*retry_after),
+            ProxyError::NoHealthySite { .. } => Some(5),
+            _ => None,
         }
     }
 }
@@ -160,13 +162,7 @@ mod tests {
         };
         assert_eq!(t.status(), StatusCode::GATEWAY_TIMEOUT);
         assert_eq!(t.fault(), Fault::Upstream);
-        let r = ProxyError::ConnectRefused {
-            site: "home".into(),
-            backend: "x:1".into(),
-        };
-        assert_eq!(
-            (r.status(), r.proxy_status()),
-            (StatusCode::BAD_GATEWAY, "connection_refused")
-        );
+        let r = ProxyError::ConnectRefused { site: "home".into(), backend: "x:1".into() };
+        assert_eq!((r.status(), r.proxy_status()), (StatusCode::BAD_GATEWAY, "connection_refused"));
     }
 }

@@ -35,10 +35,7 @@ impl Upstream {
             .timer(TokioTimer::new())
             .pool_idle_timeout(std::time::Duration::from_secs(60))
             .build(connector);
-        Upstream {
-            client,
-            limits: limits.clone(),
-        }
+        Upstream { client, limits: limits.clone() }
     }
 
     /// Sends `req` (already addressed to `target`) and waits for the response
@@ -55,7 +52,7 @@ impl Upstream {
             Ok(Err(err)) => Err(self.classify(&err, target)),
             Err(_) => Err(ProxyError::ResponseTimeout {
                 site: target.site.name.to_string(),
-                backend: target.backend.to_string(),
+                backend: target.backend.addr.to_string(),
                 after: self.limits.response_header_timeout,
             }),
         }
@@ -63,48 +60,31 @@ impl Upstream {
 
     fn classify(&self, err: &hyper_util::client::legacy::Error, target: Target<'_>) -> ProxyError {
         let site = target.site.name.to_string();
-        let backend = target.backend.to_string();
+        let backend = target.backend.addr.to_string();
         if find::<http_body_util::LengthLimitError>(err).is_some() {
-            return ProxyError::BodyTooLarge {
-                limit: self.limits.max_request_body,
-            };
+            return ProxyError::BodyTooLarge { limit: self.limits.max_request_body };
         }
         let io_kind = find::<io::Error>(err).map(io::Error::kind);
         if err.is_connect() {
             return match io_kind {
-                Some(io::ErrorKind::ConnectionRefused) => {
-                    ProxyError::ConnectRefused { site, backend }
+                Some(io::ErrorKind::ConnectionRefused) => ProxyError::ConnectRefused { site, backend },
+                Some(io::ErrorKind::TimedOut) => {
+                    ProxyError::ConnectTimeout { site, backend, after: self.limits.connect_timeout }
                 }
-                Some(io::ErrorKind::TimedOut) => ProxyError::ConnectTimeout {
-                    site,
-                    backend,
-                    after: self.limits.connect_timeout,
-                },
-                _ => ProxyError::ConnectFailed {
-                    site,
-                    backend,
-                    reason: chain(err),
-                },
+                _ => ProxyError::ConnectFailed { site, backend, reason: chain(err) },
             };
         }
-        let closed = find::<hyper::Error>(err)
-            .is_some_and(|e| e.is_incomplete_message() || e.is_canceled())
+        let closed = find::<hyper::Error>(err).is_some_and(|e| e.is_incomplete_message() || e.is_canceled())
             || matches!(
                 io_kind,
                 Some(
-                    io::ErrorKind::ConnectionReset
-                        | io::ErrorKind::BrokenPipe
-                        | io::ErrorKind::UnexpectedEof
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof
                 )
             );
         if closed {
             ProxyError::UpstreamClosed { site, backend }
         } else {
-            ProxyError::UpstreamProtocol {
-                site,
-                backend,
-                reason: chain(err),
-            }
+            ProxyError::UpstreamProtocol { site, backend, reason: chain(err) }
         }
     }
 }

@@ -42,9 +42,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         headers.remove(name);
     }
     // Rare: only scan for other Proxy-* names when one is present at all.
-    let other_proxy = headers
-        .keys()
-        .any(|k| k.as_str().starts_with("proxy-") && k.as_str() != "proxy-status");
+    let other_proxy =
+        headers.keys().any(|k| k.as_str().starts_with("proxy-") && k.as_str() != "proxy-status");
     if other_proxy {
         let names: Vec<HeaderName> = headers
             .keys()
@@ -68,15 +67,8 @@ pub struct ViaValues {
 
 impl ViaValues {
     pub fn new(name: &str) -> ViaValues {
-        let v = |proto: &str| {
-            HeaderValue::from_str(&format!("{proto} {name}")).expect("name is a token")
-        };
-        ViaValues {
-            name: name.to_string(),
-            http10: v("1.0"),
-            http11: v("1.1"),
-            http2: v("2"),
-        }
+        let v = |proto: &str| HeaderValue::from_str(&format!("{proto} {name}")).expect("name is a token");
+        ViaValues { name: name.to_string(), http10: v("1.0"), http11: v("1.1"), http2: v("2") }
     }
 
     pub fn for_version(&self, version: Version) -> HeaderValue {
@@ -101,12 +93,7 @@ impl ViaValues {
 /// Sets X-Forwarded-For / -Proto and Forwarded. What the client sent is kept
 /// (and extended) only when the peer is a trusted proxy; otherwise it is
 /// replaced, so a citizen cannot spoof their address into upstream logs.
-pub fn set_forwarded(
-    headers: &mut HeaderMap,
-    peer: SocketAddr,
-    proto: &'static str,
-    trusted: &[IpNet],
-) {
+pub fn set_forwarded(headers: &mut HeaderMap, peer: SocketAddr, proto: &'static str, trusted: &[IpNet]) {
     let ip = peer.ip().to_canonical();
     let trust = trusted.iter().any(|net| net.contains(&ip));
     let ip_text = ip.to_string();
@@ -171,10 +158,7 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
 }
 
 fn well_formed_request_id(id: &[u8]) -> bool {
-    (1..=128).contains(&id.len())
-        && id
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:+/=".contains(b))
+    (1..=128).contains(&id.len()) && id.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:+/=".contains(b))
 }
 
 pub fn new_request_id() -> HeaderValue {
@@ -203,10 +187,7 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
         }
         h
     }
@@ -239,10 +220,7 @@ mod tests {
 
     #[test]
     fn trusted_peers_extend_the_chain() {
-        let mut h = map(&[
-            ("x-forwarded-for", "198.51.100.7"),
-            ("x-forwarded-proto", "https"),
-        ]);
+        let mut h = map(&[("x-forwarded-for", "198.51.100.7"), ("x-forwarded-proto", "https")]);
         let trusted = vec!["10.0.0.0/8".parse().unwrap()];
         set_forwarded(&mut h, "10.1.2.3:5000".parse().unwrap(), "http", &trusted);
         assert_eq!(h["x-forwarded-for"], "198.51.100.7, 10.1.2.3");

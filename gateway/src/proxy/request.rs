@@ -4,7 +4,6 @@
 use http::header::{self, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Method, Request, Uri, Version};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::body::ProxyBody;
@@ -14,7 +13,6 @@ use super::headers::{self, ViaValues};
 use super::route::rewrite_path;
 use super::Gateway;
 use crate::config::{Limits, Route, ServerSettings};
-use crate::sites::Target;
 
 /// Check-head phase: what must hold before a request is routed. Returns the
 /// request's host (lower-case, without port) when it has one.
@@ -35,10 +33,7 @@ pub fn check_head(
         )));
     }
     let head_bytes: usize = req.uri().to_string().len()
-        + headers
-            .iter()
-            .map(|(k, v)| k.as_str().len() + v.len() + 4)
-            .sum::<usize>();
+        + headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>();
     if head_bytes > server.max_header_bytes {
         return Err(ProxyError::HeadersTooLarge(format!(
             "{head_bytes} bytes of head, the limit is {}",
@@ -46,9 +41,7 @@ pub fn check_head(
         )));
     }
     if req.method() == Method::CONNECT {
-        return Err(ProxyError::BadRequest(
-            "CONNECT tunnels are not offered".into(),
-        ));
+        return Err(ProxyError::BadRequest("CONNECT tunnels are not offered".into()));
     }
     check_path(req.uri().path())?;
     if via.seen_in(headers) {
@@ -61,18 +54,14 @@ pub fn check_head(
 /// out of the prefix that chose the registry once the upstream normalises it.
 fn check_path(path: &str) -> Result<(), ProxyError> {
     if !path.starts_with('/') {
-        return Err(ProxyError::BadRequest(format!(
-            "path \"{path}\" must start with /"
-        )));
+        return Err(ProxyError::BadRequest(format!("path \"{path}\" must start with /")));
     }
     let dot_segment = path.split('/').any(|seg| {
         let s = seg.to_ascii_lowercase().replace("%2e", ".");
         s == "." || s == ".."
     });
     if dot_segment {
-        return Err(ProxyError::BadRequest(
-            "path must not contain . or .. segments".into(),
-        ));
+        return Err(ProxyError::BadRequest("path must not contain . or .. segments".into()));
     }
     Ok(())
 }
@@ -91,39 +80,57 @@ fn request_host(req: &Request<Incoming>) -> Result<Option<String>, ProxyError> {
                 .to_str()
                 .ok()
                 .and_then(|s| s.parse::<Authority>().ok())
-                .ok_or_else(|| {
-                    ProxyError::BadRequest("Host header is not a valid host[:port]".into())
-                })?;
+                .ok_or_else(|| ProxyError::BadRequest("Host header is not a valid host[:port]".into()))?;
             Ok(Some(authority.host().to_ascii_lowercase()))
         }
-        (None, _) if req.version() == Version::HTTP_11 => Err(ProxyError::BadRequest(
-            "HTTP/1.1 request without Host header".into(),
-        )),
+        (None, _) if req.version() == Version::HTTP_11 => {
+            Err(ProxyError::BadRequest("HTTP/1.1 request without Host header".into()))
+        }
         (None, _) => Ok(None),
     }
 }
 
-/// Forward phase, request half: readdresses the request to `target`,
-/// rewrites the path, applies proxy header semantics and caps the body.
-/// The client's Host is preserved (sites serve the public name).
-pub fn upstream_request(
-    req: Request<Incoming>,
+/// The rewritten request head, addressed to no backend yet: each attempt
+/// (first try or retry on another site) builds its request from it.
+#[derive(Debug)]
+pub struct UpstreamHead {
+    pub method: Method,
+    pub path_and_query: PathAndQuery,
+    pub headers: http::HeaderMap,
+}
+
+impl UpstreamHead {
+    /// The request for one attempt at `backend`.
+    pub fn request(&self, backend: &Authority, headers: http::HeaderMap, body: ProxyBody) -> Request<ProxyBody> {
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(Scheme::HTTP);
+        uri.authority = Some(backend.clone());
+        uri.path_and_query = Some(self.path_and_query.clone());
+        let mut req = Request::new(body);
+        *req.method_mut() = self.method.clone();
+        // Scheme, authority and path are all present, so this cannot fail.
+        *req.uri_mut() = Uri::from_parts(uri).unwrap_or_default();
+        *req.version_mut() = Version::HTTP_11;
+        *req.headers_mut() = headers;
+        req
+    }
+}
+
+/// Forward phase, request half: rewrites the path and applies proxy header
+/// semantics. The client's Host is preserved (sites serve the public name).
+pub fn upstream_head(
+    parts: &mut http::request::Parts,
     ctx: &RequestContext,
     conn: &ConnInfo,
     route: &Route,
-    target: Target<'_>,
     limits: &Limits,
     gateway: &Gateway,
-) -> Result<Request<ProxyBody>, ProxyError> {
-    let (mut parts, body) = req.into_parts();
+) -> Result<UpstreamHead, ProxyError> {
     if let Some(len) = content_length(&parts.headers) {
         if len > limits.max_request_body {
-            return Err(ProxyError::BodyTooLarge {
-                limit: limits.max_request_body,
-            });
+            return Err(ProxyError::BodyTooLarge { limit: limits.max_request_body });
         }
     }
-
     let path = rewrite_path(route, parts.uri.path());
     let path_and_query = match parts.uri.query() {
         Some(q) => format!("{path}?{q}"),
@@ -131,45 +138,23 @@ pub fn upstream_request(
     };
     let path_and_query = PathAndQuery::try_from(path_and_query)
         .map_err(|e| ProxyError::BadRequest(format!("cannot rewrite path: {e}")))?;
-    if !parts.headers.contains_key(header::HOST) {
+    let mut headers = std::mem::take(&mut parts.headers);
+    if !headers.contains_key(header::HOST) {
         if let Some(authority) = parts.uri.authority() {
             let host = HeaderValue::from_str(authority.as_str())
                 .map_err(|_| ProxyError::BadRequest("invalid authority".into()))?;
-            parts.headers.insert(header::HOST, host);
+            headers.insert(header::HOST, host);
         }
     }
-    let mut uri = http::uri::Parts::default();
-    uri.scheme = Some(Scheme::HTTP);
-    uri.authority = Some(target.backend.clone());
-    uri.path_and_query = Some(path_and_query);
-    parts.uri =
-        Uri::from_parts(uri).map_err(|e| ProxyError::Internal(format!("upstream uri: {e}")))?;
-
-    let client_version = parts.version;
-    parts.version = Version::HTTP_11;
-    let headers = &mut parts.headers;
-    headers::strip_hop_by_hop(headers);
-    headers::set_forwarded(
-        headers,
-        conn.peer,
-        conn.proto,
-        &gateway.config().server.trusted_proxies,
-    );
-    headers.append(header::VIA, gateway.via.for_version(client_version));
+    headers::strip_hop_by_hop(&mut headers);
+    headers::set_forwarded(&mut headers, conn.peer, conn.proto, &gateway.config().server.trusted_proxies);
+    headers.append(header::VIA, gateway.via.for_version(parts.version));
     headers.insert(headers::X_REQUEST_ID.clone(), ctx.request_id.clone());
-
-    let body: ProxyBody = Limited::new(body, limits.max_request_body as usize).boxed();
-    Ok(Request::from_parts(parts, body))
+    Ok(UpstreamHead { method: parts.method.clone(), path_and_query, headers })
 }
 
-fn content_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+pub fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
 #[cfg(test)]

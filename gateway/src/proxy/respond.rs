@@ -4,34 +4,61 @@
 use http::header::{self, HeaderValue};
 use http::{Response, Version};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
+use super::attempt::Answer;
 use super::body::{self, DeadlineBody, ProxyBody};
 use super::context::RequestContext;
 use super::error::{sf_string, Fault, ProxyError};
 use super::headers::{self, ViaValues};
+use crate::config::{Freshness, ServerSettings, SiteSpec};
+use crate::sites::RegistrySites;
 
 /// Upstream response to client response: hop-by-hop fields go, `Via` is
-/// added, and the body streams under the request's total deadline.
+/// added, the serving site and its freshness are named, and the body
+/// streams under the request's total deadline.
 pub fn from_upstream(
-    resp: Response<Incoming>,
+    answer: Answer<'_>,
+    sites: &RegistrySites,
     ctx: &RequestContext,
     via: &ViaValues,
+    server: &ServerSettings,
 ) -> Response<ProxyBody> {
-    let (mut parts, body) = resp.into_parts();
+    let (mut parts, body) = answer.response.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers);
-    parts
-        .headers
-        .append(header::VIA, via.for_version(parts.version));
+    parts.headers.append(header::VIA, via.for_version(parts.version));
+    let site = answer.target.site;
+    if let Some(name) = &server.served_by_header {
+        if let Ok(v) = HeaderValue::from_str(&site.name) {
+            parts.headers.insert(name.clone(), v);
+        }
+    }
+    if let (Some(name), Some(value)) = (&server.freshness_header, freshness(site, sites, answer.target.index)) {
+        parts.headers.insert(name.clone(), value);
+    }
     // hyper writes the version of the client's connection; a stale one here
     // would only confuse it.
     parts.version = Version::default();
     Response::from_parts(parts, DeadlineBody::new(body, ctx.deadline).boxed())
 }
 
+/// What a non-live copy promises, as a structured field:
+/// `replica; max-lag=30` (seconds) or `snapshot; as-of="2026-11-20T03:00:00Z"`.
+fn freshness(site: &SiteSpec, sites: &RegistrySites, index: usize) -> Option<HeaderValue> {
+    let text = match &site.freshness {
+        Freshness::Live => return None,
+        Freshness::Replica { max_lag } => format!("replica; max-lag={}", max_lag.as_secs()),
+        Freshness::Snapshot(_) => match sites.as_of(index) {
+            Some(t) => format!("snapshot; as-of=\"{}\"", humantime::format_rfc3339_seconds(t)),
+            None => "snapshot; as-of=unknown".to_string(),
+        },
+    };
+    HeaderValue::from_str(&text).ok()
+}
+
 /// A response the gateway makes itself: the status of the error, a
 /// `Proxy-Status` naming its RFC 9209 type, and a small JSON body.
-pub fn error(proxy_name: &str, ctx: &RequestContext, err: ProxyError) -> Response<ProxyBody> {
+pub fn error(server: &ServerSettings, ctx: &RequestContext, err: ProxyError) -> Response<ProxyBody> {
+    let proxy_name = server.name.as_str();
     let status = err.status();
     let kind = err.proxy_status();
     let message = err.to_string();
@@ -52,20 +79,17 @@ pub fn error(proxy_name: &str, ctx: &RequestContext, err: ProxyError) -> Respons
         "message": message,
         "request_id": ctx.request_id.to_str().unwrap_or_default(),
     });
-    let proxy_status = format!(
-        "{proxy_name}; error={kind}; details={}",
-        sf_string(&message)
-    );
+    let proxy_status = format!("{proxy_name}; error={kind}; details={}", sf_string(&message));
     let mut resp = Response::new(body::full(body.to_string()));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Ok(v) = HeaderValue::from_str(&proxy_status) {
         h.insert(PROXY_STATUS.clone(), v);
+    }
+    if let Some(secs) = err.retry_after() {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     resp
 }

@@ -24,15 +24,9 @@ impl Router {
     pub fn new(config: &Config) -> Router {
         let mut routes = config.routes.clone();
         routes.sort_by(|a, b| {
-            b.prefix
-                .len()
-                .cmp(&a.prefix.len())
-                .then_with(|| b.host.is_some().cmp(&a.host.is_some()))
+            b.prefix.len().cmp(&a.prefix.len()).then_with(|| b.host.is_some().cmp(&a.host.is_some()))
         });
-        Router {
-            routes,
-            registries: config.registries.clone(),
-        }
+        Router { routes, registries: config.registries.clone() }
     }
 
     /// `host` is the request's host without port, any case.
@@ -40,10 +34,7 @@ impl Router {
         self.routes
             .iter()
             .find(|r| host_matches(r, host) && prefix_matches(&r.prefix, path))
-            .map(|route| Routed {
-                registry: &self.registries[route.registry],
-                route,
-            })
+            .map(|route| Routed { registry: &self.registries[route.registry], route })
     }
 
     pub fn registries(&self) -> &[Arc<Registry>] {
@@ -72,11 +63,7 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
 
 /// The path to send upstream. `path` has already matched `route`.
 pub fn rewrite_path(route: &Route, path: &str) -> String {
-    let rest = if route.prefix == "/" {
-        path
-    } else {
-        &path[route.prefix.len()..]
-    };
+    let rest = if route.prefix == "/" { path } else { &path[route.prefix.len()..] };
     match &route.rewrite {
         Rewrite::Keep => path.to_string(),
         Rewrite::Strip if rest.is_empty() => "/".to_string(),
@@ -101,12 +88,7 @@ mod tests {
     use super::*;
 
     fn route(prefix: &str, rewrite: Rewrite) -> Route {
-        Route {
-            registry: 0,
-            host: None,
-            prefix: prefix.into(),
-            rewrite,
-        }
+        Route { registry: 0, host: None, prefix: prefix.into(), rewrite }
     }
 
     #[test]
@@ -123,10 +105,7 @@ mod tests {
         assert_eq!(rewrite_path(&strip, "/population/people/1"), "/people/1");
         assert_eq!(rewrite_path(&strip, "/population"), "/");
         let replace = route("/population", Rewrite::Replace("/v2/rahvastik".into()));
-        assert_eq!(
-            rewrite_path(&replace, "/population/people/1"),
-            "/v2/rahvastik/people/1"
-        );
+        assert_eq!(rewrite_path(&replace, "/population/people/1"), "/v2/rahvastik/people/1");
         assert_eq!(rewrite_path(&replace, "/population"), "/v2/rahvastik");
         let keep = route("/population", Rewrite::Keep);
         assert_eq!(rewrite_path(&keep, "/population/x"), "/population/x");

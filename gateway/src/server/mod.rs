@@ -52,6 +52,8 @@ pub async fn serve(
     let settings = gateway.config().server.clone();
     let builder = connection_builder(&settings);
     let graceful = GracefulShutdown::new();
+    // Health checks and continuity run for as long as the listener does.
+    let _background = gateway.start_background();
     tokio::pin!(shutdown);
 
     loop {
