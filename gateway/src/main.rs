@@ -135,12 +135,13 @@ fn run(config: Config, with_demo_sites: bool) -> anyhow::Result<()> {
         let gateway = Gateway::new(config);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         if let Some(admin) = gateway.config().admin.clone() {
+            let token = admin.token.resolve().map_err(|e| anyhow::anyhow!(e))?;
             let listener = tokio::net::TcpListener::bind(admin.listen)
                 .await
                 .with_context(|| format!("cannot listen for the admin API on {}", admin.listen))?;
             tracing::info!(address = %admin.listen, "admin API listening on {}", admin.listen);
             let mut stop = stop_rx.clone();
-            tokio::spawn(gateway::admin::serve(listener, gateway.clone(), admin.token, async move {
+            tokio::spawn(gateway::admin::serve(listener, gateway.clone(), token, async move {
                 let _ = stop.wait_for(|s| *s).await;
             }));
         }

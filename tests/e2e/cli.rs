@@ -20,11 +20,7 @@ fn every_shipped_config_passes_check() {
             checked += 1;
         }
     }
-    assert!(
-        checked >= 2,
-        "expected example configs in {}",
-        dir.display()
-    );
+    assert!(checked >= 2, "expected example configs in {}", dir.display());
 }
 
 #[test]
@@ -39,9 +35,7 @@ fn check_exits_1_and_lists_every_error() {
     assert_eq!(code, 1);
     assert!(err.contains("2 error(s)"), "{err}");
     assert!(
-        err.contains(
-            "server.listen: invalid listen address \"127.0.0.1:99999\": port out of range"
-        ),
+        err.contains("server.listen: invalid listen address \"127.0.0.1:99999\": port out of range"),
         "{err}"
     );
     assert!(
@@ -54,10 +48,7 @@ fn check_exits_1_and_lists_every_error() {
 fn check_reports_an_unreadable_file() {
     let (code, _, err) = check(std::path::Path::new("/nonexistent/gateway.toml"));
     assert_eq!(code, 1);
-    assert!(
-        err.contains("cannot read /nonexistent/gateway.toml"),
-        "{err}"
-    );
+    assert!(err.contains("cannot read /nonexistent/gateway.toml"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,10 +67,7 @@ async fn sigterm_lets_the_request_in_flight_finish_then_exits_cleanly() {
     let gw = GatewayProcess::start(&one_registry("/", home.addr, ""));
     let url = format!("http://{}/declarations/1", gw.addr);
     let in_flight = tokio::spawn(async move {
-        let resp = h1_client()
-            .request(Request::get(url).body(empty()).unwrap())
-            .await
-            .unwrap();
+        let resp = h1_client().request(Request::get(url).body(empty()).unwrap()).await.unwrap();
         resp.status()
     });
     let release = arrived.recv().await.unwrap();

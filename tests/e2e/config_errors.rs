@@ -29,10 +29,7 @@ fn an_unknown_key_is_named_with_its_path() {
         "{SERVER}[registries.population]\nroutes = [{{ prefix = \"/p\" }}]\nsites.home.backends = [\"127.0.0.1:1\"]\nsites.home.weight = 3\n"
     ));
     assert_eq!(errors.len(), 1);
-    assert!(
-        errors[0].starts_with("registries.population.sites.home"),
-        "{errors:?}"
-    );
+    assert!(errors[0].starts_with("registries.population.sites.home"), "{errors:?}");
     assert!(errors[0].contains("unknown field `weight`"), "{errors:?}");
     assert!(errors[0].contains("line 6"), "{errors:?}");
 }
@@ -42,10 +39,7 @@ fn a_missing_home_site_is_an_error() {
     let errors = errors_of(&format!(
         "{SERVER}[registries.tax]\nroutes = [{{ prefix = \"/tax\" }}]\nsites.embassy-lu.backends = [\"127.0.0.1:1\"]\n"
     ));
-    assert_eq!(
-        errors,
-        ["registries.tax.sites: missing the `home` site: every registry needs one"]
-    );
+    assert_eq!(errors, ["registries.tax.sites: missing the `home` site: every registry needs one"]);
 }
 
 #[test]
@@ -92,10 +86,7 @@ sites.home.backends = []
 
 #[test]
 fn a_config_without_registries_is_refused() {
-    assert_eq!(
-        errors_of(SERVER),
-        ["registries: no registry configured: the gateway would route nothing"]
-    );
+    assert_eq!(errors_of(SERVER), ["registries: no registry configured: the gateway would route nothing"]);
 }
 
 #[test]

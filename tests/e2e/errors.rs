@@ -15,9 +15,7 @@ use crate::fixtures::{closed_port, get, one_registry, raw, send, Backend, Reply,
 fn assert_gateway_error(reply: &Reply, status: u16, kind: &str) {
     assert_eq!(reply.status, status, "body: {}", reply.text());
     assert_eq!(reply.proxy_status_error(), kind);
-    assert!(reply
-        .header("proxy-status")
-        .starts_with("data-embassy-gateway; error="));
+    assert!(reply.header("proxy-status").starts_with("data-embassy-gateway; error="));
     assert_eq!(reply.header("content-type"), "application/json");
     let body = reply.json();
     assert_eq!(body["status"], status);
@@ -44,11 +42,7 @@ async fn a_site_that_closes_without_answering_is_a_502() {
         }
     });
     let gw = TestGateway::start(&one_registry("/", addr, "")).await;
-    assert_gateway_error(
-        &get(&gw.url("/people/1")).await,
-        502,
-        "connection_terminated",
-    );
+    assert_gateway_error(&get(&gw.url("/people/1")).await, 502, "connection_terminated");
 }
 
 #[tokio::test]
@@ -60,33 +54,21 @@ async fn a_site_that_never_answers_is_a_504_after_the_response_header_timeout() 
     .await;
     let limits = "limits = { response_header_timeout = \"200ms\" }";
     let gw = TestGateway::start(&one_registry("/", home.addr, limits)).await;
-    assert_gateway_error(
-        &get(&gw.url("/people/1")).await,
-        504,
-        "http_response_timeout",
-    );
+    assert_gateway_error(&get(&gw.url("/people/1")).await, 504, "http_response_timeout");
 }
 
 #[tokio::test]
 async fn no_matching_registry_is_a_404() {
     let home = Backend::named("home").await;
     let gw = TestGateway::start(&one_registry("/population/", home.addr, "")).await;
-    assert_gateway_error(
-        &get(&gw.url("/elections/2027")).await,
-        404,
-        "destination_not_found",
-    );
+    assert_gateway_error(&get(&gw.url("/elections/2027")).await, 404, "destination_not_found");
 }
 
 #[tokio::test]
 async fn http11_without_host_is_a_400() {
     let home = Backend::named("home").await;
     let gw = TestGateway::start(&one_registry("/", home.addr, "")).await;
-    let answer = raw(
-        gw.addr,
-        b"GET /people HTTP/1.1\r\nConnection: close\r\n\r\n",
-    )
-    .await;
+    let answer = raw(gw.addr, b"GET /people HTTP/1.1\r\nConnection: close\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer
         .to_ascii_lowercase()
@@ -97,11 +79,8 @@ async fn http11_without_host_is_a_400() {
 async fn dot_segments_that_could_escape_the_registry_prefix_are_a_400() {
     let mut home = Backend::named("home").await;
     let gw = TestGateway::start(&one_registry("/population/", home.addr, "")).await;
-    let answer = raw(
-        gw.addr,
-        b"GET /population/../admin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    )
-    .await;
+    let answer =
+        raw(gw.addr, b"GET /population/../admin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert_eq!(home.seen_count(), 0);
 }
@@ -111,9 +90,7 @@ async fn a_declared_body_over_the_registry_limit_is_a_413_and_never_forwarded() 
     let mut home = Backend::named("home").await;
     let limits = "limits = { max_request_body = \"1KiB\" }";
     let gw = TestGateway::start(&one_registry("/", home.addr, limits)).await;
-    let req = Request::post(gw.url("/declarations"))
-        .body(text(vec![b'x'; 2048]))
-        .unwrap();
+    let req = Request::post(gw.url("/declarations")).body(text(vec![b'x'; 2048])).unwrap();
     assert_gateway_error(&send(&h1_client(), req).await, 413, "http_request_error");
     assert_eq!(home.seen_count(), 0);
 }
@@ -124,10 +101,7 @@ async fn a_streamed_body_that_grows_over_the_limit_is_a_413() {
         // A real site reads the body before answering; the gateway cuts it.
         match req.into_body().collect().await {
             Ok(_) => http::Response::new(text("accepted")),
-            Err(_) => http::Response::builder()
-                .status(400)
-                .body(text("cut"))
-                .unwrap(),
+            Err(_) => http::Response::builder().status(400).body(text("cut")).unwrap(),
         }
     })
     .await;
@@ -135,9 +109,10 @@ async fn a_streamed_body_that_grows_over_the_limit_is_a_413() {
     let gw = TestGateway::start(&one_registry("/", home.addr, limits)).await;
     // No Content-Length: sent chunked, 16 chunks of 8 KiB.
     let chunks = (0..16).map(|_| {
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(http_body::Frame::data(Bytes::from(
-            vec![b'y'; 8192],
-        )))
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(http_body::Frame::data(Bytes::from(vec![
+            b'y';
+            8192
+        ])))
     });
     let body = StreamBody::new(futures_util::stream::iter(chunks)).boxed();
     let req = Request::post(gw.url("/declarations")).body(body).unwrap();
@@ -147,10 +122,10 @@ async fn a_streamed_body_that_grows_over_the_limit_is_a_413() {
 #[tokio::test]
 async fn too_many_header_fields_is_a_431() {
     let home = Backend::named("home").await;
-    let gw = TestGateway::start(&one_registry("/", home.addr, "").replace(
-        "listen = \"127.0.0.1:0\"",
-        "listen = \"127.0.0.1:0\"\nmax_headers = 10",
-    ))
+    let gw = TestGateway::start(
+        &one_registry("/", home.addr, "")
+            .replace("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:0\"\nmax_headers = 10"),
+    )
     .await;
     let mut req = Request::get(gw.url("/people"));
     for i in 0..20 {
@@ -163,15 +138,12 @@ async fn too_many_header_fields_is_a_431() {
 #[tokio::test]
 async fn an_oversized_head_is_a_431() {
     let home = Backend::named("home").await;
-    let gw = TestGateway::start(&one_registry("/", home.addr, "").replace(
-        "listen = \"127.0.0.1:0\"",
-        "listen = \"127.0.0.1:0\"\nmax_header_bytes = \"2KiB\"",
-    ))
+    let gw = TestGateway::start(
+        &one_registry("/", home.addr, "")
+            .replace("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:0\"\nmax_header_bytes = \"2KiB\""),
+    )
     .await;
-    let req = Request::get(gw.url("/people"))
-        .header("cookie", "a".repeat(3000))
-        .body(empty())
-        .unwrap();
+    let req = Request::get(gw.url("/people")).header("cookie", "a".repeat(3000)).body(empty()).unwrap();
     assert_gateway_error(&send(&h1_client(), req).await, 431, "http_request_error");
 }
 
@@ -179,10 +151,8 @@ async fn an_oversized_head_is_a_431() {
 async fn a_request_that_already_passed_this_gateway_is_refused_as_a_loop() {
     let mut home = Backend::named("home").await;
     let gw = TestGateway::start(&one_registry("/", home.addr, "")).await;
-    let req = Request::get(gw.url("/people"))
-        .header("via", "1.1 data-embassy-gateway")
-        .body(empty())
-        .unwrap();
+    let req =
+        Request::get(gw.url("/people")).header("via", "1.1 data-embassy-gateway").body(empty()).unwrap();
     assert_gateway_error(&send(&h1_client(), req).await, 508, "proxy_loop_detected");
     assert_eq!(home.seen_count(), 0);
 }
@@ -190,10 +160,9 @@ async fn a_request_that_already_passed_this_gateway_is_refused_as_a_loop() {
 #[tokio::test]
 async fn the_total_request_timeout_cuts_a_response_that_trickles_forever() {
     let home = Backend::start(|_req| async {
-        let first =
-            futures_util::stream::iter([Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
-                http_body::Frame::data(Bytes::from_static(b"{\"acts\": [")),
-            )]);
+        let first = futures_util::stream::iter([Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+            http_body::Frame::data(Bytes::from_static(b"{\"acts\": [")),
+        )]);
         let never = futures_util::stream::pending();
         let chunks = futures_util::StreamExt::chain(first, never);
         http::Response::new(BodyExt::boxed(StreamBody::new(chunks)))
@@ -201,14 +170,8 @@ async fn the_total_request_timeout_cuts_a_response_that_trickles_forever() {
     .await;
     let limits = "limits = { request_timeout = \"300ms\" }";
     let gw = TestGateway::start(&one_registry("/", home.addr, limits)).await;
-    let resp = h1_client()
-        .request(Request::get(gw.url("/acts")).body(empty()).unwrap())
-        .await
-        .unwrap();
+    let resp = h1_client().request(Request::get(gw.url("/acts")).body(empty()).unwrap()).await.unwrap();
     assert_eq!(resp.status(), 200);
     let outcome = tokio::time::timeout(Duration::from_secs(10), resp.into_body().collect()).await;
-    assert!(
-        matches!(outcome, Ok(Err(_))),
-        "the body must end in an error at the deadline"
-    );
+    assert!(matches!(outcome, Ok(Err(_))), "the body must end in an error at the deadline");
 }

@@ -34,11 +34,7 @@ async fn hop_by_hop_request_headers_never_reach_the_site() {
         "proxy-authorization",
         "proxy-connection",
     ] {
-        assert!(
-            !seen.headers.contains_key(gone),
-            "{gone} reached the site: {:?}",
-            seen.headers
-        );
+        assert!(!seen.headers.contains_key(gone), "{gone} reached the site: {:?}", seen.headers);
     }
     assert_eq!(seen.headers["accept"], "application/json");
     assert_eq!(seen.headers["via"], "1.1 data-embassy-gateway");
@@ -62,17 +58,9 @@ async fn hop_by_hop_response_headers_never_reach_the_client() {
     let reply = crate::fixtures::get(&gw.url("/people")).await;
     assert!(!reply.headers.contains_key("x-internal"));
     assert!(!reply.headers.contains_key("proxy-authenticate"));
-    assert_ne!(
-        reply.headers.get("keep-alive").map(|v| v.as_bytes()),
-        Some(&b"timeout=99"[..])
-    );
+    assert_ne!(reply.headers.get("keep-alive").map(|v| v.as_bytes()), Some(&b"timeout=99"[..]));
     assert_eq!(reply.header("x-registry"), "population");
-    let via: Vec<_> = reply
-        .headers
-        .get_all("via")
-        .iter()
-        .map(|v| v.to_str().unwrap())
-        .collect();
+    let via: Vec<_> = reply.headers.get_all("via").iter().map(|v| v.to_str().unwrap()).collect();
     assert_eq!(via, ["1.1 home-lb", "1.1 data-embassy-gateway"]);
 }
 
@@ -98,10 +86,8 @@ async fn forwarding_headers_from_an_untrusted_client_are_replaced() {
 #[tokio::test]
 async fn forwarding_headers_from_a_trusted_proxy_are_extended() {
     let mut home = Backend::named("home").await;
-    let config = one_registry("/", home.addr, "").replace(
-        "listen = \"127.0.0.1:0\"",
-        "listen = \"127.0.0.1:0\"\ntrusted_proxies = [\"127.0.0.0/8\"]",
-    );
+    let config = one_registry("/", home.addr, "")
+        .replace("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:0\"\ntrusted_proxies = [\"127.0.0.0/8\"]");
     let gw = TestGateway::start(&config).await;
     let req = Request::get(gw.url("/people"))
         .header("x-forwarded-for", "198.51.100.7")
@@ -113,20 +99,14 @@ async fn forwarding_headers_from_a_trusted_proxy_are_extended() {
     let seen = home.next_seen().await;
     assert_eq!(seen.headers["x-forwarded-for"], "198.51.100.7, 127.0.0.1");
     assert_eq!(seen.headers["x-forwarded-proto"], "https");
-    assert_eq!(
-        seen.headers["forwarded"],
-        "for=198.51.100.7;proto=https, for=127.0.0.1;proto=http"
-    );
+    assert_eq!(seen.headers["forwarded"], "for=198.51.100.7;proto=https, for=127.0.0.1;proto=http");
 }
 
 #[tokio::test]
 async fn a_well_formed_request_id_is_kept_both_ways() {
     let mut home = Backend::named("home").await;
     let gw = TestGateway::start(&one_registry("/", home.addr, "")).await;
-    let req = Request::get(gw.url("/people"))
-        .header("x-request-id", "tax-day-42")
-        .body(empty())
-        .unwrap();
+    let req = Request::get(gw.url("/people")).header("x-request-id", "tax-day-42").body(empty()).unwrap();
     let reply = send(&h1_client(), req).await;
     assert_eq!(reply.header("x-request-id"), "tax-day-42");
     assert_eq!(home.next_seen().await.headers["x-request-id"], "tax-day-42");
@@ -146,11 +126,7 @@ async fn a_missing_or_malformed_request_id_is_replaced_by_one_the_site_also_sees
     assert_eq!(home.next_seen().await.headers["x-request-id"], id.as_str());
 
     let again = crate::fixtures::get(&gw.url("/people")).await;
-    assert_ne!(
-        again.header("x-request-id"),
-        id,
-        "ids must differ per request"
-    );
+    assert_ne!(again.header("x-request-id"), id, "ids must differ per request");
 }
 
 #[tokio::test]
@@ -161,8 +137,7 @@ async fn request_bodies_arrive_intact() {
     })
     .await;
     let gw = TestGateway::start(&one_registry("/", home.addr, "")).await;
-    let payload =
-        serde_json::json!({"taxpayer_id": "38001085718", "income_eur": 41200}).to_string();
+    let payload = serde_json::json!({"taxpayer_id": "38001085718", "income_eur": 41200}).to_string();
     let req = Request::post(gw.url("/declarations"))
         .header("content-type", "application/json")
         .body(text(payload.clone()))

@@ -7,10 +7,7 @@ use crate::fixtures::{h2_client, one_registry, send, Backend, TestGateway};
 async fn an_http2_client_reaches_an_http11_site_with_a_host_header() {
     let mut home = Backend::named("home").await;
     let gw = TestGateway::start(&one_registry("/population/", home.addr, "")).await;
-    let req = Request::get(gw.url("/population/people/1"))
-        .version(Version::HTTP_2)
-        .body(empty())
-        .unwrap();
+    let req = Request::get(gw.url("/population/people/1")).version(Version::HTTP_2).body(empty()).unwrap();
     let reply = send(&h2_client(), req).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.text(), "home");
@@ -32,15 +29,7 @@ async fn many_concurrent_http2_streams_share_one_connection() {
         let client = client.clone();
         let url = gw.url(&format!("/people/{i}"));
         tasks.push(tokio::spawn(async move {
-            send(
-                &client,
-                Request::get(url)
-                    .version(Version::HTTP_2)
-                    .body(empty())
-                    .unwrap(),
-            )
-            .await
-            .status
+            send(&client, Request::get(url).version(Version::HTTP_2).body(empty()).unwrap()).await.status
         }));
     }
     for t in tasks {

@@ -5,6 +5,7 @@ mod fixtures;
 
 mod cli;
 mod config_errors;
+mod continuity;
 mod errors;
 mod headers;
 mod http2;

@@ -23,15 +23,9 @@ sites.home.backends = ["{}"]
     ))
     .await;
 
-    assert_eq!(
-        get(&gw.url("/population/people/1")).await.text(),
-        "population"
-    );
+    assert_eq!(get(&gw.url("/population/people/1")).await.text(), "population");
     assert_eq!(get(&gw.url("/tax/returns/2025")).await.text(), "tax");
-    assert_eq!(
-        get(&gw.url("/tax/archive/2019")).await.text(),
-        "tax-archive"
-    );
+    assert_eq!(get(&gw.url("/tax/archive/2019")).await.text(), "tax-archive");
     assert_eq!(get(&gw.url("/tax")).await.text(), "tax");
     // Whole segments only: /taxes is not under /tax.
     assert_eq!(get(&gw.url("/taxes")).await.status, 404);
@@ -89,15 +83,9 @@ sites.home.backends = ["{}"]
     .await;
 
     get(&gw.url("/population/people/38001085718?fields=name")).await;
-    assert_eq!(
-        stripped.next_seen().await.uri.to_string(),
-        "/people/38001085718?fields=name"
-    );
+    assert_eq!(stripped.next_seen().await.uri.to_string(), "/people/38001085718?fields=name");
     get(&gw.url("/gazette/112032026004")).await;
-    assert_eq!(
-        rewritten.next_seen().await.uri.to_string(),
-        "/api/v1/acts/112032026004"
-    );
+    assert_eq!(rewritten.next_seen().await.uri.to_string(), "/api/v1/acts/112032026004");
 }
 
 #[tokio::test]

@@ -23,15 +23,9 @@ async fn graceful_shutdown_finishes_a_request_in_flight_and_refuses_new_connecti
 
     let url = gw.url("/people/1");
     let in_flight = tokio::spawn(async move {
-        let resp = h1_client()
-            .request(Request::get(url).body(empty()).unwrap())
-            .await
-            .unwrap();
+        let resp = h1_client().request(Request::get(url).body(empty()).unwrap()).await.unwrap();
         let status = resp.status();
-        let body = http_body_util::BodyExt::collect(resp.into_body())
-            .await
-            .unwrap()
-            .to_bytes();
+        let body = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
         (status, body)
     });
     let release = arrived.recv().await.unwrap();

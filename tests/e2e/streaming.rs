@@ -16,8 +16,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// itself holds almost nothing.
 fn big_body(total: usize) -> TestBody {
     let chunk = Bytes::from(vec![b'z'; 1 << 20]);
-    let frames = (0..total / chunk.len())
-        .map(move |_| Ok::<_, BoxError>(http_body::Frame::data(chunk.clone())));
+    let frames =
+        (0..total / chunk.len()).map(move |_| Ok::<_, BoxError>(http_body::Frame::data(chunk.clone())));
     StreamBody::new(futures_util::stream::iter(frames)).boxed()
 }
 
@@ -54,10 +54,7 @@ async fn a_slow_sites_chunks_reach_the_client_as_they_come() {
     })
     .await;
     let gw = TestGateway::start(&one_registry("/", home.addr, "")).await;
-    let resp = h1_client()
-        .request(Request::get(gw.url("/acts")).body(empty()).unwrap())
-        .await
-        .unwrap();
+    let resp = h1_client().request(Request::get(gw.url("/acts")).body(empty()).unwrap()).await.unwrap();
     let mut body = resp.into_body();
     for i in 0..3 {
         let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
@@ -79,8 +76,7 @@ async fn sixty_four_mib_pass_both_ways_with_bounded_gateway_memory() {
     let home = Backend::start(|req| async move {
         let received = count_bytes(req.into_body()).await;
         let mut resp = http::Response::new(big_body(TOTAL));
-        resp.headers_mut()
-            .insert("x-received", received.to_string().parse().unwrap());
+        resp.headers_mut().insert("x-received", received.to_string().parse().unwrap());
         resp
     })
     .await;
@@ -89,10 +85,7 @@ async fn sixty_four_mib_pass_both_ways_with_bounded_gateway_memory() {
     let before = gw.peak_rss();
 
     let url = format!("http://{}/upload", gw.addr);
-    let resp = h1_client()
-        .request(Request::post(url).body(big_body(TOTAL)).unwrap())
-        .await
-        .unwrap();
+    let resp = h1_client().request(Request::post(url).body(big_body(TOTAL)).unwrap()).await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-received"], TOTAL.to_string().as_str());
     assert_eq!(count_bytes(resp.into_body()).await, TOTAL as u64);

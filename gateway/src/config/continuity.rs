@@ -10,7 +10,7 @@ use super::error::Errors;
 use super::file::SiteFile;
 use super::parse;
 use super::runtime::{
-    AdminSettings, ContinuitySettings, Freshness, HealthCheck, Outlier, SnapshotSource, WritePolicy,
+    AdminSettings, ContinuitySettings, TokenSource, Freshness, HealthCheck, Outlier, SnapshotSource, WritePolicy,
 };
 
 /// `[registries.NAME.sites.SITE.health_check]`: active checks, run whether or
@@ -236,24 +236,22 @@ pub(crate) fn compile_admin(file: &AdminFile, errors: &mut Errors) -> Option<Adm
             errors.push("admin", "set either token or token_env, not both");
             None
         }
-        (Some(t), None) => Some(t.clone()),
-        (None, Some(var)) => match std::env::var(var) {
-            Ok(t) => Some(t),
-            Err(_) => {
-                errors.push("admin.token_env", format!("environment variable {var} is not set"));
-                None
-            }
-        },
+        (Some(t), None) if t.len() < 16 => {
+            errors.push("admin.token", "the bearer token must be at least 16 characters");
+            None
+        }
+        (Some(t), None) => Some(TokenSource::Literal(t.clone())),
+        (None, Some(var)) if var.is_empty() => {
+            errors.push("admin.token_env", "name the environment variable that holds the token");
+            None
+        }
+        // Read at startup, not here: `gateway check` runs where secrets are not.
+        (None, Some(var)) => Some(TokenSource::Env(var.clone())),
         (None, None) => {
             errors.push("admin", "a bearer token is required: set token_env (or token)");
             None
         }
     };
-    if let Some(t) = &token {
-        if t.len() < 16 {
-            errors.push("admin", "the bearer token must be at least 16 characters");
-        }
-    }
     Some(AdminSettings { listen: listen?, token: token? })
 }
 

@@ -15,7 +15,7 @@ pub use compile::{compile, HOME};
 pub use error::{ConfigError, ConfigErrors};
 pub use runtime::{
     AdminSettings, Config, ContinuitySettings, Freshness, HealthCheck, Limits, Outlier, Registry, Rewrite,
-    Route, ServerSettings, SiteKind, SiteSpec, SnapshotSource, WritePolicy,
+    Route, ServerSettings, SiteKind, SiteSpec, SnapshotSource, TokenSource, WritePolicy,
 };
 
 /// Parses and compiles configuration text.

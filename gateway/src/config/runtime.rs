@@ -22,16 +22,40 @@ pub struct Config {
     pub admin: Option<AdminSettings>,
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct AdminSettings {
     pub listen: SocketAddr,
-    pub token: String,
+    pub token: TokenSource,
 }
 
-impl std::fmt::Debug for AdminSettings {
+/// Where the admin bearer token comes from.
+#[derive(Clone)]
+pub enum TokenSource {
+    Literal(String),
+    /// Read when the admin listener starts.
+    Env(String),
+}
+
+impl TokenSource {
+    pub fn resolve(&self) -> Result<String, String> {
+        match self {
+            TokenSource::Literal(t) => Ok(t.clone()),
+            TokenSource::Env(var) => match std::env::var(var) {
+                Ok(t) if t.len() >= 16 => Ok(t),
+                Ok(_) => Err(format!("the admin token in ${var} must be at least 16 characters")),
+                Err(_) => Err(format!("admin.token_env: environment variable {var} is not set")),
+            },
+        }
+    }
+}
+
+impl std::fmt::Debug for TokenSource {
     // The token never reaches a log.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdminSettings").field("listen", &self.listen).finish_non_exhaustive()
+        match self {
+            TokenSource::Literal(_) => f.write_str("Literal(<redacted>)"),
+            TokenSource::Env(var) => write!(f, "Env({var})"),
+        }
     }
 }
 

@@ -13,11 +13,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::Notify;
+use tokio::sync::{broadcast, Notify};
 use tower::retry::budget::{Budget, TpsBudget};
 
 use crate::config::{Freshness, Registry, SiteKind, SiteSpec, SnapshotSource, WritePolicy};
-use backend::{now_ms, BackendState, Transition};
+pub use backend::Transition;
+use backend::{now_ms, BackendState};
 use continuity::{Continuity, Mode};
 
 /// Live state of one registry's sites.
@@ -29,6 +30,15 @@ pub struct RegistrySites {
     /// Woken on every health transition; the supervisor re-evaluates.
     changed: Notify,
     retry_budget: TpsBudget,
+    health_events: broadcast::Sender<HealthEvent>,
+}
+
+/// A backend's health transition, for subscribers (tests, metrics).
+#[derive(Debug, Clone)]
+pub struct HealthEvent {
+    pub site: Arc<str>,
+    pub backend: String,
+    pub transition: Transition,
 }
 
 /// A site's backends with a round-robin cursor.
@@ -67,10 +77,7 @@ impl RegistrySites {
                 backends: spec.backends.iter().map(|a| BackendState::new(a.clone())).collect(),
                 spec: spec.clone(),
                 next: AtomicUsize::new(0),
-                as_of: Mutex::new(match &spec.freshness {
-                    Freshness::Snapshot(SnapshotSource::Fixed(t)) => Some(*t),
-                    _ => None,
-                }),
+                as_of: Mutex::new(initial_as_of(&spec.freshness)),
             })
             .collect();
         let names = pools.iter().map(|p| p.spec.name.clone()).collect();
@@ -78,7 +85,14 @@ impl RegistrySites {
         let continuity = Continuity::new(registry.name.clone(), names, c.failback_hold);
         let retry_budget =
             TpsBudget::new(Duration::from_secs(10), c.retry_min_per_second, c.retry_budget.clamp(0.0, 1000.0));
-        RegistrySites { registry, pools, continuity, changed: Notify::new(), retry_budget }
+        RegistrySites {
+            registry,
+            pools,
+            continuity,
+            changed: Notify::new(),
+            retry_budget,
+            health_events: broadcast::channel(256).0,
+        }
     }
 
     pub fn site_index(&self, name: &str) -> Option<usize> {
@@ -167,6 +181,11 @@ impl RegistrySites {
                 tracing::warn!(%registry, site = %site_name, backend = %backend.addr, ?for_, %reason, "backend ejected")
             }
         }
+        let _ = self.health_events.send(HealthEvent {
+            site: site_name.clone(),
+            backend: backend.addr.to_string(),
+            transition: t.clone(),
+        });
         if site == 0 {
             // Evaluate right here so failover is logged without waiting for
             // the supervisor task to be scheduled.
@@ -200,11 +219,27 @@ impl RegistrySites {
         }
     }
 
+    pub fn subscribe_health(&self) -> broadcast::Receiver<HealthEvent> {
+        self.health_events.subscribe()
+    }
+
     pub fn as_of(&self, site: usize) -> Option<SystemTime> {
         *self.pools[site].as_of.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn set_as_of(&self, site: usize, t: SystemTime) {
         *self.pools[site].as_of.lock().unwrap_or_else(|p| p.into_inner()) = Some(t);
+    }
+}
+
+/// Known at startup: a fixed time, or the file's content (so the first
+/// response already carries it); an endpoint is asked by the checker.
+fn initial_as_of(freshness: &Freshness) -> Option<SystemTime> {
+    match freshness {
+        Freshness::Snapshot(SnapshotSource::Fixed(t)) => Some(*t),
+        Freshness::Snapshot(SnapshotSource::File(path)) => {
+            std::fs::read_to_string(path).ok().and_then(|text| checker::parse_as_of(&text).ok())
+        }
+        _ => None,
     }
 }
