@@ -159,8 +159,12 @@ fn ctl(admin: SocketAddr, token_env: &str, action: CtlAction) -> anyhow::Result<
     let token = std::env::var(token_env).with_context(|| format!("set the admin token in ${token_env}"))?;
     let (method, path) = match &action {
         CtlAction::Status => (http::Method::GET, "/v1/status".to_string()),
-        CtlAction::Force { registry, site } => (http::Method::POST, format!("/v1/registries/{registry}/force/{site}")),
-        CtlAction::Drain { registry, site } => (http::Method::POST, format!("/v1/registries/{registry}/drain/{site}")),
+        CtlAction::Force { registry, site } => {
+            (http::Method::POST, format!("/v1/registries/{registry}/force/{site}"))
+        }
+        CtlAction::Drain { registry, site } => {
+            (http::Method::POST, format!("/v1/registries/{registry}/drain/{site}"))
+        }
         CtlAction::Auto { registry } => (http::Method::POST, format!("/v1/registries/{registry}/automatic")),
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

@@ -113,7 +113,11 @@ pub async fn wait_state(events: &mut broadcast::Receiver<ContinuityEvent>, state
 }
 
 /// Waits for a health transition of `site` matching `want`.
-pub async fn wait_health(events: &mut broadcast::Receiver<HealthEvent>, site: &str, want: fn(&Transition) -> bool) {
+pub async fn wait_health(
+    events: &mut broadcast::Receiver<HealthEvent>,
+    site: &str,
+    want: fn(&Transition) -> bool,
+) {
     let found = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             let e = events.recv().await.expect("health stream ended");
@@ -177,7 +181,11 @@ async fn home_killed_under_steady_load_fails_no_request() {
         }
     }
     assert_eq!(failed, 0, "{failed} of {total} requests failed while home died");
-    assert!(by_embassy >= 300 && total > by_embassy, "home served {} and the embassy {by_embassy}", total - by_embassy);
+    assert!(
+        by_embassy >= 300 && total > by_embassy,
+        "home served {} and the embassy {by_embassy}",
+        total - by_embassy
+    );
 }
 
 #[tokio::test]
@@ -195,14 +203,19 @@ async fn fails_back_only_after_home_stayed_healthy_for_the_hold() {
     assert_eq!(served_by(&get(&p.gw.url("/people/1")).await), "embassy-lu");
 
     let back = wait_state(&mut events, "normal").await;
-    assert!(healthy_at.elapsed() >= Duration::from_millis(900), "failed back after {:?}", healthy_at.elapsed());
+    assert!(
+        healthy_at.elapsed() >= Duration::from_millis(900),
+        "failed back after {:?}",
+        healthy_at.elapsed()
+    );
     assert!(back.reason.contains("failback hold"), "{}", back.reason);
     assert_eq!(served_by(&get(&p.gw.url("/people/1")).await), "home");
 }
 
 #[tokio::test]
 async fn a_flapping_home_does_not_flap_routing() {
-    let p = pair(Setup { continuity: "failback_hold = \"3s\"", check_interval: "20ms", ..Setup::default() }).await;
+    let p = pair(Setup { continuity: "failback_hold = \"3s\"", check_interval: "20ms", ..Setup::default() })
+        .await;
     let mut events = p.events();
     let mut health = p.health();
     p.home_fault.set(Fault::Refuse);
@@ -246,7 +259,11 @@ async fn a_write_during_failover_is_rejected_with_retry_after_under_the_reject_p
 
 #[tokio::test]
 async fn a_write_during_failover_goes_to_a_live_embassy_once_under_the_forward_policy() {
-    let setup = Setup { continuity: "write_policy = \"forward\"", embassy: "freshness = \"live\"", ..Setup::default() };
+    let setup = Setup {
+        continuity: "write_policy = \"forward\"",
+        embassy: "freshness = \"live\"",
+        ..Setup::default()
+    };
     let mut p = pair(setup).await;
     let mut events = p.events();
     p.home_fault.set(Fault::Refuse);
@@ -323,7 +340,9 @@ async fn with_every_site_down_the_answer_is_a_clear_503() {
 
 #[tokio::test]
 async fn retries_stop_when_the_retry_budget_is_spent() {
-    let home = Backend::start(|_req| async { http::Response::builder().status(503).body(text("busy")).unwrap() }).await;
+    let home =
+        Backend::start(|_req| async { http::Response::builder().status(503).body(text("busy")).unwrap() })
+            .await;
     let embassy = Backend::named("embassy").await;
     let config = |budget: &str| {
         format!(
@@ -347,4 +366,14 @@ sites.embassy-lu.backends = ["{}"]
     let spent = TestGateway::start(&config("retry_budget = 0.0, retry_min_per_second = 0")).await;
     let reply = get(&spent.url("/people/1")).await;
     assert_eq!((reply.status.as_u16(), served_by(&reply)), (503, "home"));
+}
+
+#[tokio::test]
+async fn a_home_slower_than_its_header_timeout_is_retried_on_the_embassy() {
+    let p = pair(Setup { home_checks: false, ..Setup::default() }).await;
+    p.home_fault.set(Fault::Delay(Duration::from_secs(5)));
+    let before = p.home_fault.accepted();
+    let reply = get(&p.gw.url("/people/1")).await;
+    assert_eq!((reply.status.as_u16(), served_by(&reply)), (200, "embassy-lu"));
+    assert_eq!(p.home_fault.accepted(), before + 1, "home was tried first");
 }

@@ -9,6 +9,7 @@ mod continuity;
 mod errors;
 mod headers;
 mod http2;
+mod operators;
 mod routing;
 mod shutdown;
 mod streaming;

@@ -63,12 +63,19 @@ fn freshness(f: &Freshness, as_of: Option<std::time::SystemTime>) -> Value {
 }
 
 /// `force/{site}`, `drain/{site}` or `automatic` on one registry.
-pub fn act(gateway: &Gateway, registry: &str, action: &[&str], who: &str) -> Result<Value, (StatusCode, String)> {
+pub fn act(
+    gateway: &Gateway,
+    registry: &str,
+    action: &[&str],
+    who: &str,
+) -> Result<Value, (StatusCode, String)> {
     let sites = gateway
         .sites(registry)
         .ok_or_else(|| (StatusCode::NOT_FOUND, format!("no registry named {registry}")))?;
     let site = |name: &str| {
-        sites.site_index(name).ok_or_else(|| (StatusCode::NOT_FOUND, format!("registry {registry} has no site {name}")))
+        sites
+            .site_index(name)
+            .ok_or_else(|| (StatusCode::NOT_FOUND, format!("registry {registry} has no site {name}")))
     };
     match action {
         ["force", name] => sites.continuity.force(site(name)?, who),

@@ -10,7 +10,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 /// One admin call: (HTTP status, pretty JSON body).
-pub async fn call(admin: SocketAddr, token: &str, method: Method, path: &str) -> anyhow::Result<(u16, String)> {
+pub async fn call(
+    admin: SocketAddr,
+    token: &str,
+    method: Method,
+    path: &str,
+) -> anyhow::Result<(u16, String)> {
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let req = Request::builder()
         .method(method)

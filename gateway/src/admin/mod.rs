@@ -57,7 +57,12 @@ pub async fn serve(
     }
 }
 
-async fn handle(gateway: &Gateway, token: &[u8], req: Request<Incoming>, peer: std::net::SocketAddr) -> AdminResponse {
+async fn handle(
+    gateway: &Gateway,
+    token: &[u8],
+    req: Request<Incoming>,
+    peer: std::net::SocketAddr,
+) -> AdminResponse {
     let path = req.uri().path().to_string();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (req.method(), segments.as_slice()) {
@@ -65,7 +70,10 @@ async fn handle(gateway: &Gateway, token: &[u8], req: Request<Incoming>, peer: s
         (&Method::GET, ["readyz"]) => json(StatusCode::OK, serde_json::json!({"status": "ready"})),
         _ if !authorized(&req, token) => {
             tracing::warn!(%peer, %path, "admin request without a valid token");
-            let mut resp = json(StatusCode::UNAUTHORIZED, serde_json::json!({"error": "a valid bearer token is required"}));
+            let mut resp = json(
+                StatusCode::UNAUTHORIZED,
+                serde_json::json!({"error": "a valid bearer token is required"}),
+            );
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
             resp
         }
@@ -77,7 +85,10 @@ async fn handle(gateway: &Gateway, token: &[u8], req: Request<Incoming>, peer: s
                 Err((status, why)) => json(status, serde_json::json!({"error": why})),
             }
         }
-        _ => json(StatusCode::NOT_FOUND, serde_json::json!({"error": format!("no admin endpoint {} {path}", req.method())})),
+        _ => json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error": format!("no admin endpoint {} {path}", req.method())}),
+        ),
     }
 }
 

@@ -204,8 +204,10 @@ fn compile_site(name: &str, file: &SiteFile, path: &str, errors: &mut Errors) ->
     }
     let kind = if name == HOME { SiteKind::Home } else { SiteKind::Embassy };
     let freshness = continuity::compile_freshness(file, path, errors);
-    let health_check =
-        file.health_check.as_ref().and_then(|h| continuity::compile_health(h, &format!("{path}.health_check"), errors));
+    let health_check = file
+        .health_check
+        .as_ref()
+        .and_then(|h| continuity::compile_health(h, &format!("{path}.health_check"), errors));
     let outlier = continuity::compile_outlier(&file.outlier, &format!("{path}.outlier"), errors);
     (name_ok && backends.len() == file.backends.len() && !backends.is_empty()).then(|| SiteSpec {
         name: name.into(),

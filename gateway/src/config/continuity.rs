@@ -10,7 +10,8 @@ use super::error::Errors;
 use super::file::SiteFile;
 use super::parse;
 use super::runtime::{
-    AdminSettings, ContinuitySettings, TokenSource, Freshness, HealthCheck, Outlier, SnapshotSource, WritePolicy,
+    AdminSettings, ContinuitySettings, Freshness, HealthCheck, Outlier, SnapshotSource, TokenSource,
+    WritePolicy,
 };
 
 /// `[registries.NAME.sites.SITE.health_check]`: active checks, run whether or
@@ -179,7 +180,11 @@ pub fn rfc3339(text: &str) -> Result<SystemTime, String> {
         .map_err(|e| format!("invalid time \"{text}\": {e} (write RFC 3339, e.g. 2026-11-20T03:00:00Z)"))
 }
 
-pub(crate) fn compile_continuity(file: &ContinuityFile, path: &str, errors: &mut Errors) -> ContinuitySettings {
+pub(crate) fn compile_continuity(
+    file: &ContinuityFile,
+    path: &str,
+    errors: &mut Errors,
+) -> ContinuitySettings {
     let key = |k: &str| format!("{path}.{k}");
     let write_policy = match file.write_policy.as_deref().unwrap_or("reject") {
         "reject" => WritePolicy::Reject,

@@ -17,8 +17,9 @@ use super::{Switches, CONTROL};
 
 /// Serves the switchboard for `switches` on [`CONTROL`].
 pub async fn start_control(switches: Switches) -> anyhow::Result<()> {
-    let listener =
-        TcpListener::bind(CONTROL).await.map_err(|e| anyhow::anyhow!("cannot start the demo switchboard on {CONTROL}: {e}"))?;
+    let listener = TcpListener::bind(CONTROL)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the demo switchboard on {CONTROL}: {e}"))?;
     let switches = Arc::new(switches);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
@@ -27,7 +28,11 @@ pub async fn start_control(switches: Switches) -> anyhow::Result<()> {
                 let answer = flip(&switches, req.method(), req.uri().path());
                 async move { Ok::<_, Infallible>(answer) }
             });
-            tokio::spawn(auto::Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned());
+            tokio::spawn(
+                auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned(),
+            );
         }
     });
     Ok(())

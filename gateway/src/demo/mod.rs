@@ -45,7 +45,11 @@ pub async fn start_sites(config: &Config) -> anyhow::Result<Switches> {
                 let addr: SocketAddr = backend.as_str().parse()?;
                 let sim = SimulatedSite { registry: registry.name.to_string(), site: site.name.to_string() };
                 let switch = sim.start(addr).await.map_err(|e| {
-                    anyhow::anyhow!("cannot start simulated site {}/{} on {addr}: {e}", registry.name, site.name)
+                    anyhow::anyhow!(
+                        "cannot start simulated site {}/{} on {addr}: {e}",
+                        registry.name,
+                        site.name
+                    )
                 })?;
                 switches.entry(format!("{}/{}", registry.name, site.name)).or_default().push(switch);
             }

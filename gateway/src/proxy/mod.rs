@@ -86,7 +86,10 @@ impl Gateway {
         let registries = config
             .registries
             .iter()
-            .map(|r| RegistryState { sites: Arc::new(RegistrySites::new(r.clone())), upstream: Upstream::new(&r.limits) })
+            .map(|r| RegistryState {
+                sites: Arc::new(RegistrySites::new(r.clone())),
+                upstream: Upstream::new(&r.limits),
+            })
             .collect();
         let via = ViaValues::new(&config.server.name);
         Arc::new(Gateway { config: Arc::new(config), router, registries, via })

@@ -46,7 +46,9 @@ impl RequestBody {
                 match read {
                     Ok(Ok(collected)) => Ok(RequestBody::Buffered(collected.to_bytes())),
                     Ok(Err(e)) => Err(ProxyError::BadRequest(format!("request body could not be read: {e}"))),
-                    Err(_) => Err(ProxyError::BadRequest("request body did not arrive before the deadline".into())),
+                    Err(_) => {
+                        Err(ProxyError::BadRequest("request body did not arrive before the deadline".into()))
+                    }
                 }
             }
             _ => Ok(RequestBody::Streaming(Some(incoming))),
@@ -62,7 +64,9 @@ impl RequestBody {
         match self {
             RequestBody::Empty => Some(body::empty()),
             RequestBody::Buffered(b) => Some(body::full(b.clone())),
-            RequestBody::Streaming(incoming) => incoming.take().map(|i| Limited::new(i, max as usize).boxed()),
+            RequestBody::Streaming(incoming) => {
+                incoming.take().map(|i| Limited::new(i, max as usize).boxed())
+            }
         }
     }
 }

@@ -101,7 +101,12 @@ pub struct UpstreamHead {
 
 impl UpstreamHead {
     /// The request for one attempt at `backend`.
-    pub fn request(&self, backend: &Authority, headers: http::HeaderMap, body: ProxyBody) -> Request<ProxyBody> {
+    pub fn request(
+        &self,
+        backend: &Authority,
+        headers: http::HeaderMap,
+        body: ProxyBody,
+    ) -> Request<ProxyBody> {
         let mut uri = http::uri::Parts::default();
         uri.scheme = Some(Scheme::HTTP);
         uri.authority = Some(backend.clone());

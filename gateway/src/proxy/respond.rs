@@ -32,7 +32,8 @@ pub fn from_upstream(
             parts.headers.insert(name.clone(), v);
         }
     }
-    if let (Some(name), Some(value)) = (&server.freshness_header, freshness(site, sites, answer.target.index)) {
+    if let (Some(name), Some(value)) = (&server.freshness_header, freshness(site, sites, answer.target.index))
+    {
         parts.headers.insert(name.clone(), value);
     }
     // hyper writes the version of the client's connection; a stale one here

@@ -25,7 +25,8 @@ const AS_OF_REFRESH: Duration = Duration::from_secs(5);
 pub fn spawn(sites: &Arc<RegistrySites>, tasks: &mut JoinSet<()>) {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    let client: CheckClient = Client::builder(TokioExecutor::new()).pool_timer(TokioTimer::new()).build(connector);
+    let client: CheckClient =
+        Client::builder(TokioExecutor::new()).pool_timer(TokioTimer::new()).build(connector);
     for (s, pool) in sites.pools.iter().enumerate() {
         if let Some(hc) = &pool.spec.health_check {
             for b in 0..pool.backends.len() {
@@ -41,7 +42,13 @@ pub fn spawn(sites: &Arc<RegistrySites>, tasks: &mut JoinSet<()>) {
     }
 }
 
-async fn check_loop(sites: Arc<RegistrySites>, site: usize, backend: usize, hc: HealthCheck, client: CheckClient) {
+async fn check_loop(
+    sites: Arc<RegistrySites>,
+    site: usize,
+    backend: usize,
+    hc: HealthCheck,
+    client: CheckClient,
+) {
     let state = &sites.pools[site].backends[backend];
     let uri: Option<Uri> = format!("http://{}{}", state.addr, hc.path).parse().ok();
     let Some(uri) = uri else {
@@ -101,7 +108,12 @@ async fn as_of_loop(
     }
 }
 
-async fn fetch_text(sites: &RegistrySites, site: usize, path: &str, client: &CheckClient) -> Result<String, String> {
+async fn fetch_text(
+    sites: &RegistrySites,
+    site: usize,
+    path: &str,
+    client: &CheckClient,
+) -> Result<String, String> {
     let target = sites.target(site).ok_or("no usable backend")?;
     let uri: Uri = format!("http://{}{path}", target.backend.addr).parse().map_err(|e| format!("{e}"))?;
     let req = Request::get(uri).body(Empty::new()).map_err(|e| e.to_string())?;

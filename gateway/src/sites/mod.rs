@@ -83,8 +83,11 @@ impl RegistrySites {
         let names = pools.iter().map(|p| p.spec.name.clone()).collect();
         let c = &registry.continuity;
         let continuity = Continuity::new(registry.name.clone(), names, c.failback_hold);
-        let retry_budget =
-            TpsBudget::new(Duration::from_secs(10), c.retry_min_per_second, c.retry_budget.clamp(0.0, 1000.0));
+        let retry_budget = TpsBudget::new(
+            Duration::from_secs(10),
+            c.retry_min_per_second,
+            c.retry_budget.clamp(0.0, 1000.0),
+        );
         RegistrySites {
             registry,
             pools,
@@ -202,10 +205,12 @@ impl RegistrySites {
             // An ejection ends silently (no check runs at that moment), so
             // also look again when the earliest home ejection expires.
             let now = now_ms();
-            let ejection_end =
-                self.pools[0].backends.iter().filter_map(|b| b.ejected_for(now)).min().map(|d| {
-                    tokio::time::Instant::now() + d + Duration::from_millis(1)
-                });
+            let ejection_end = self.pools[0]
+                .backends
+                .iter()
+                .filter_map(|b| b.ejected_for(now))
+                .min()
+                .map(|d| tokio::time::Instant::now() + d + Duration::from_millis(1));
             let next = [wake, ejection_end].into_iter().flatten().min();
             match next {
                 Some(at) => {
