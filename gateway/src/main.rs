@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use gateway::config::log::{LogFormat, LogSettings};
 use gateway::config::{self, Config};
 use gateway::{demo, Gateway};
 
@@ -60,16 +61,26 @@ enum CtlAction {
 }
 
 fn main() -> ExitCode {
-    init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Check { config } => return check(&config),
-        Command::Run { config } => config::load(&config)
-            .map_err(|e| anyhow::anyhow!("invalid configuration {}:\n{e}", config.display()))
-            .and_then(|c| run(c, false)),
-        Command::Demo { listen } => demo::config(listen)
-            .map_err(|e| anyhow::anyhow!("embedded demo configuration is invalid:\n{e}"))
-            .and_then(|c| run(c, true)),
+        Command::Check { config } => {
+            init_logging(&LogSettings::default());
+            return check(&config);
+        }
+        Command::Run { config: path } => match config::load(&path) {
+            Ok(c) => {
+                init_logging(&c.log);
+                run(c, Some(path))
+            }
+            Err(e) => Err(anyhow::anyhow!("invalid configuration {}:\n{e}", path.display())),
+        },
+        Command::Demo { listen } => match demo::config(listen) {
+            Ok(c) => {
+                init_logging(&c.log);
+                run(c, None)
+            }
+            Err(e) => Err(anyhow::anyhow!("embedded demo configuration is invalid:\n{e}")),
+        },
         Command::Ctl { admin, token_env, action } => ctl(admin, &token_env, action),
     };
     match result {
@@ -103,7 +114,10 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn run(config: Config, with_demo_sites: bool) -> anyhow::Result<()> {
+/// Serves `config`; `source` is its file (reloaded on SIGHUP), `None` for
+/// the demo, which also starts its simulated sites.
+fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> {
+    let with_demo_sites = source.is_none();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = config.server.workers {
         runtime.worker_threads(workers);
@@ -133,6 +147,10 @@ fn run(config: Config, with_demo_sites: bool) -> anyhow::Result<()> {
             println!("Stop with Ctrl-C.\n");
         }
         let gateway = Gateway::new(config);
+        if let Some(path) = source {
+            gateway.set_source(path);
+            tokio::spawn(reload_on_sighup(gateway.clone()));
+        }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         if let Some(admin) = gateway.config().admin.clone() {
             let token = admin.token.resolve().map_err(|e| anyhow::anyhow!(e))?;
@@ -191,14 +209,29 @@ async fn shutdown_signal() {
     }
 }
 
-/// Text logs to stderr; level from RUST_LOG (default `info`).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// SIGHUP re-reads the configuration file; a bad file is reported and the
+/// running configuration keeps serving.
+async fn reload_on_sighup(gateway: std::sync::Arc<Gateway>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot watch SIGHUP; reload through the admin API");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP received: reloading the configuration");
+        // Errors are logged by reload itself.
+        let _ = gateway.reload_source();
+    }
+}
+
+/// Logs to stderr, text or JSON; the level from RUST_LOG, else the config.
+fn init_logging(settings: &LogSettings) {
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match settings.format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }

@@ -9,7 +9,7 @@ use crate::sites::backend::now_ms;
 use crate::sites::RegistrySites;
 
 pub fn status(gateway: &Gateway) -> Value {
-    let registries: Vec<Value> = gateway.all_sites().map(|s| registry_status(s)).collect();
+    let registries: Vec<Value> = gateway.all_sites().iter().map(|s| registry_status(s)).collect();
     json!({ "registries": registries })
 }
 
@@ -83,5 +83,5 @@ pub fn act(
         ["automatic"] => sites.continuity.automatic(who),
         _ => return Err((StatusCode::NOT_FOUND, "use force/{site}, drain/{site} or automatic".into())),
     }
-    Ok(registry_status(sites))
+    Ok(registry_status(&sites))
 }

@@ -8,9 +8,12 @@
 //! | POST | /v1/registries/{r}/force/{site} | route the registry to that site only |
 //! | POST | /v1/registries/{r}/drain/{site} | no new requests for that site |
 //! | POST | /v1/registries/{r}/automatic | clear force and drains |
+//! | POST | /v1/reload | re-read the configuration file (as SIGHUP) |
+//! | GET | /metrics | Prometheus exposition (token required) |
 
 mod api;
 pub mod ctl;
+pub mod metrics;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -67,7 +70,7 @@ async fn handle(
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (req.method(), segments.as_slice()) {
         (&Method::GET, ["livez"]) => json(StatusCode::OK, serde_json::json!({"status": "alive"})),
-        (&Method::GET, ["readyz"]) => json(StatusCode::OK, serde_json::json!({"status": "ready"})),
+        (&Method::GET, ["readyz"]) => readiness(gateway),
         _ if !authorized(&req, token) => {
             tracing::warn!(%peer, %path, "admin request without a valid token");
             let mut resp = json(
@@ -78,6 +81,23 @@ async fn handle(
             resp
         }
         (&Method::GET, ["v1", "status"]) => json(StatusCode::OK, api::status(gateway)),
+        (&Method::GET, ["metrics"]) => {
+            let sites = gateway.all_sites();
+            let text = gateway.metrics().render(sites.iter().map(|s| &**s));
+            let mut resp = Response::new(Full::new(Bytes::from(text)));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            resp
+        }
+        (&Method::POST, ["v1", "reload"]) => match gateway.reload_source() {
+            Ok(report) => json(
+                StatusCode::OK,
+                serde_json::json!({"generation": report.generation, "kept": report.kept, "rebuilt": report.rebuilt, "removed": report.removed}),
+            ),
+            Err(e) => json(StatusCode::UNPROCESSABLE_ENTITY, serde_json::json!({"error": e.to_string()})),
+        },
         (&Method::POST, ["v1", "registries", registry, action @ ..]) => {
             let who = format!("admin API ({peer})");
             match api::act(gateway, registry, action, &who) {
@@ -89,6 +109,16 @@ async fn handle(
             StatusCode::NOT_FOUND,
             serde_json::json!({"error": format!("no admin endpoint {} {path}", req.method())}),
         ),
+    }
+}
+
+/// Ready once serving, and not while shutting down; load balancers stop
+/// sending before the listener closes.
+fn readiness(gateway: &Gateway) -> AdminResponse {
+    if gateway.is_serving() {
+        json(StatusCode::OK, serde_json::json!({"status": "ready", "generation": gateway.current().number}))
+    } else {
+        json(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"status": "not serving"}))
     }
 }
 

@@ -42,13 +42,14 @@ pub fn compile(file: FileConfig) -> Result<Config, ConfigErrors> {
 
     let routes = routes.into_iter().map(|(_, r)| r).collect();
     let admin = file.admin.as_ref().and_then(|a| continuity::compile_admin(a, &mut errors));
+    let log = super::log::compile_log(&file.log, &mut errors);
     errors.finish(())?;
     // compile_server records an error whenever it returns None, so this
     // branch is unreachable; it stays an error rather than a panic.
     let server = server.ok_or_else(|| {
         ConfigErrors(vec![super::ConfigError { path: "server".into(), reason: "invalid".into() }])
     })?;
-    Ok(Config { server, registries, routes, admin })
+    Ok(Config { server, registries, routes, admin, log })
 }
 
 fn compile_server(file: &ServerFile, errors: &mut Errors) -> Option<ServerSettings> {

@@ -22,6 +22,8 @@ pub struct FileConfig {
     pub registries: BTreeMap<String, RegistryFile>,
     /// The operators' listener; absent: no admin API.
     pub admin: Option<super::continuity::AdminFile>,
+    #[serde(default)]
+    pub log: super::log::LogFile,
 }
 
 /// `[server]`: the public listener and what holds for every request on it.

@@ -6,6 +6,7 @@ mod compile;
 pub mod continuity;
 mod error;
 pub mod file;
+pub mod log;
 mod parse;
 pub mod runtime;
 

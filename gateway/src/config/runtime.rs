@@ -20,6 +20,7 @@ pub struct Config {
     pub registries: Vec<Arc<Registry>>,
     pub routes: Vec<Route>,
     pub admin: Option<AdminSettings>,
+    pub log: super::log::LogSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -75,7 +76,7 @@ pub struct ServerSettings {
     pub freshness_header: Option<HeaderName>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Registry {
     pub name: Arc<str>,
     /// `home` first, then embassies by priority (then name).
@@ -97,7 +98,7 @@ pub enum SiteKind {
     Embassy,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SiteSpec {
     pub name: Arc<str>,
     pub kind: SiteKind,

@@ -11,6 +11,7 @@ use super::error::ProxyError;
 use super::forward::Upstream;
 use super::replay::RequestBody;
 use super::request::UpstreamHead;
+use crate::admin::metrics::Metrics;
 use crate::sites::{RegistrySites, Target};
 
 /// The response that will be sent, and the site that gave it.
@@ -44,7 +45,9 @@ pub async fn forward<'a>(
     mut body: RequestBody,
     idempotent: bool,
     ctx: &mut RequestContext,
+    metrics: &Metrics,
 ) -> Result<Answer<'a>, ProxyError> {
+    let registry = &*sites.registry.name;
     sites.deposit_retry_budget();
     let max_body = sites.registry.limits.max_request_body;
     let mut held: Option<Answer<'a>> = None;
@@ -55,12 +58,16 @@ pub async fn forward<'a>(
         if ctx.attempts > 0 && !sites.withdraw_retry_budget() {
             tracing::warn!(registry = %sites.registry.name, "retry budget exhausted: not retrying");
             ctx.retry_budget_exhausted = true;
+            metrics.retry_budget_exhausted.with_label_values(&[registry]).inc();
             break;
         }
         let Some(req_body) = body.for_attempt(max_body) else { break };
         let more = i + 1 < plan.len() && body.replayable();
         let headers = if more { head.headers.clone() } else { std::mem::take(&mut head.headers) };
         let req = head.request(&target.backend.addr, headers, req_body);
+        if ctx.attempts > 0 {
+            metrics.retries.with_label_values(&[registry]).inc();
+        }
         ctx.attempts += 1;
         ctx.site = Some(target.site.name.clone());
 
@@ -68,10 +75,22 @@ pub async fn forward<'a>(
             Next::Done(answer) => return Ok(answer),
             Next::RetryWith(answer) => held = Some(answer),
             Next::RetryAfter(err) => {
+                metrics
+                    .upstream_errors
+                    .with_label_values(&[registry, &target.site.name, err.proxy_status()])
+                    .inc();
                 tracing::info!(registry = %sites.registry.name, site = %target.site.name, error = %err, "retrying on the next site");
                 last_err = Some(err);
             }
-            Next::Fail(err) => return Err(err),
+            Next::Fail(err) => {
+                if err.fault() == super::error::Fault::Upstream {
+                    metrics
+                        .upstream_errors
+                        .with_label_values(&[registry, &target.site.name, err.proxy_status()])
+                        .inc();
+                }
+                return Err(err);
+            }
         }
     }
     match (held, last_err) {

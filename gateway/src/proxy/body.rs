@@ -3,13 +3,17 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http::HeaderValue;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use tokio::time::{Instant, Sleep};
+
+use super::context::{ConnInfo, RequestContext};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -30,28 +34,102 @@ pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
 #[error("request deadline passed while streaming the response")]
 pub struct DeadlineExceeded;
 
+/// What the access log says of one request, written when its response
+/// body ends (so bytes and the full duration are known). Paths arrive here
+/// already redacted.
+#[derive(Debug)]
+pub struct AccessRecord {
+    request_id: HeaderValue,
+    client: std::net::IpAddr,
+    method: http::Method,
+    path: String,
+    registry: Option<Arc<str>>,
+    site: Option<Arc<str>>,
+    status: u16,
+    attempts: u32,
+    started: Instant,
+    head_ms: f64,
+}
+
+impl AccessRecord {
+    pub fn new(
+        ctx: &RequestContext,
+        conn: &ConnInfo,
+        method: http::Method,
+        path: String,
+        status: http::StatusCode,
+    ) -> Box<Self> {
+        Box::new(AccessRecord {
+            request_id: ctx.request_id.clone(),
+            client: conn.peer.ip(),
+            method,
+            path,
+            registry: ctx.registry.clone(),
+            site: ctx.site.clone(),
+            status: status.as_u16(),
+            attempts: ctx.attempts,
+            started: ctx.started,
+            head_ms: ctx.started.elapsed().as_secs_f64() * 1000.0,
+        })
+    }
+
+    fn write(&self, bytes: u64, outcome: &str) {
+        tracing::info!(
+            target: "access",
+            request_id = self.request_id.to_str().unwrap_or_default(),
+            client = %self.client,
+            method = %self.method,
+            path = %self.path,
+            registry = self.registry.as_deref().unwrap_or("-"),
+            site = self.site.as_deref().unwrap_or("-"),
+            status = self.status,
+            bytes,
+            head_ms = self.head_ms,
+            total_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            retries = self.attempts.saturating_sub(1),
+            outcome,
+        );
+    }
+}
+
 pin_project_lite::pin_project! {
-    /// Ends a streaming body with [`DeadlineExceeded`] at the request's
-    /// deadline, so a trickling upstream cannot hold a client forever.
-    pub struct DeadlineBody<B> {
+    /// Every response body the client gets: ends with [`DeadlineExceeded`]
+    /// at the request's deadline, so a trickling upstream cannot hold a
+    /// client forever, and writes the access log line when it is done.
+    pub struct ResponseBody {
         #[pin]
-        inner: B,
+        inner: ProxyBody,
         #[pin]
         sleep: Sleep,
+        bytes: u64,
+        record: Option<Box<AccessRecord>>,
+        outcome: &'static str,
+    }
+
+    impl PinnedDrop for ResponseBody {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(record) = this.record.take() {
+                record.write(*this.bytes, this.outcome);
+            }
+        }
     }
 }
 
-impl<B> DeadlineBody<B> {
-    pub fn new(inner: B, deadline: Instant) -> Self {
-        DeadlineBody { inner, sleep: tokio::time::sleep_until(deadline) }
+impl ResponseBody {
+    pub fn new(inner: ProxyBody, deadline: Instant, record: Option<Box<AccessRecord>>) -> Self {
+        // The timer is armed only if the body ever has to wait.
+        ResponseBody {
+            inner,
+            sleep: tokio::time::sleep_until(deadline),
+            bytes: 0,
+            record,
+            outcome: "aborted",
+        }
     }
 }
 
-impl<B> Body for DeadlineBody<B>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
+impl Body for ResponseBody {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -61,9 +139,25 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
         match this.inner.poll_frame(cx) {
-            Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    *this.bytes += data.len() as u64;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                *this.outcome = "upstream_body_error";
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                *this.outcome = "complete";
+                Poll::Ready(None)
+            }
             Poll::Pending => match this.sleep.poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(DeadlineExceeded.into()))),
+                Poll::Ready(()) => {
+                    *this.outcome = "deadline";
+                    Poll::Ready(Some(Err(DeadlineExceeded.into())))
+                }
                 Poll::Pending => Poll::Pending,
             },
         }

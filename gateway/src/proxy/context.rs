@@ -31,6 +31,16 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
+    /// The request's deadline once routed; before that (errors answered
+    /// from the head alone) a minute, which a small body never needs.
+    pub fn deadline_or_far(&self) -> Instant {
+        if self.deadline > self.started {
+            self.deadline
+        } else {
+            self.started + std::time::Duration::from_secs(60)
+        }
+    }
+
     pub fn new(request_id: HeaderValue) -> RequestContext {
         let now = Instant::now();
         RequestContext {

@@ -40,100 +40,66 @@ pub mod body;
 mod context;
 pub mod error;
 mod forward;
+mod gateway;
+pub mod generation;
 pub mod headers;
 mod replay;
 mod request;
 mod respond;
 pub mod route;
 
-use std::sync::Arc;
-
 use http::{Request, Response};
 use hyper::body::Incoming;
-use tokio::task::JoinSet;
 
-pub use body::ProxyBody;
+pub use body::{ProxyBody, ResponseBody};
 pub use context::{ConnInfo, RequestContext};
 pub use error::{Fault, ProxyError};
+pub use gateway::{Gateway, ReloadError};
+pub use generation::{Generation, ReloadReport};
 
-use crate::config::Config;
-use crate::sites::continuity::ContinuityEvent;
-use crate::sites::{checker, NoSite, RegistrySites};
-use forward::Upstream;
-use headers::ViaValues;
+use crate::admin::metrics::{method_label, status_class, Metrics};
+use body::AccessRecord;
+use generation::RegistryState;
 use replay::RequestBody;
-use route::Router;
 
-/// Everything the request path needs, built once from a compiled config.
-#[derive(Debug)]
-pub struct Gateway {
-    config: Arc<Config>,
-    router: Router,
-    /// Aligned with `config.registries`.
-    registries: Vec<RegistryState>,
-    via: ViaValues,
-}
-
-#[derive(Debug)]
-struct RegistryState {
-    sites: Arc<RegistrySites>,
-    upstream: Upstream,
-}
-
-impl Gateway {
-    pub fn new(config: Config) -> Arc<Gateway> {
-        let router = Router::new(&config);
-        let registries = config
-            .registries
-            .iter()
-            .map(|r| RegistryState {
-                sites: Arc::new(RegistrySites::new(r.clone())),
-                upstream: Upstream::new(&r.limits),
-            })
-            .collect();
-        let via = ViaValues::new(&config.server.name);
-        Arc::new(Gateway { config: Arc::new(config), router, registries, via })
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// Health checks and continuity supervisors; they stop when the
-    /// returned set is dropped.
-    pub fn start_background(&self) -> JoinSet<()> {
-        let mut tasks = JoinSet::new();
-        for r in &self.registries {
-            checker::spawn(&r.sites, &mut tasks);
-            tasks.spawn(r.sites.clone().supervise());
-        }
-        tasks
-    }
-
-    /// The live site state of a registry, for the admin API and tests.
-    pub fn sites(&self, registry: &str) -> Option<&Arc<RegistrySites>> {
-        self.registries.iter().map(|r| &r.sites).find(|s| &*s.registry.name == registry)
-    }
-
-    pub fn all_sites(&self) -> impl Iterator<Item = &Arc<RegistrySites>> {
-        self.registries.iter().map(|r| &r.sites)
-    }
-
-    /// Every continuity change of `registry`, as it happens.
-    pub fn subscribe(&self, registry: &str) -> Option<tokio::sync::broadcast::Receiver<ContinuityEvent>> {
-        self.sites(registry).map(|s| s.continuity.subscribe())
-    }
-
-    /// Runs one request through every phase; never fails: errors become
-    /// responses.
-    pub async fn handle(&self, conn: &ConnInfo, req: Request<Incoming>) -> Response<ProxyBody> {
+impl Generation {
+    /// Runs one request through every phase; errors become responses, and
+    /// every response is counted and (when enabled) access-logged when its
+    /// body ends.
+    pub async fn handle(
+        &self,
+        conn: &ConnInfo,
+        req: Request<Incoming>,
+        metrics: &Metrics,
+    ) -> Response<ResponseBody> {
         let mut ctx = RequestContext::new(headers::request_id(req.headers()));
-        let mut resp = match self.proxy(&mut ctx, conn, req).await {
+        let method = req.method().clone();
+        let log = &self.config.log;
+        let path = log.access.then(|| log.redactor.apply(&req.uri().to_string()).into_owned());
+        let resp = match self.proxy(&mut ctx, conn, req, metrics).await {
             Ok(resp) => resp,
-            Err(err) => respond::error(&self.config.server, &ctx, err),
+            Err(err) => {
+                let registry = ctx.registry.as_deref().unwrap_or("none");
+                metrics
+                    .gateway_errors
+                    .with_label_values(&[registry, err.fault().label(), err.proxy_status()])
+                    .inc();
+                respond::error(&self.config.server, &log.redactor, &ctx, err)
+            }
         };
-        resp.headers_mut().insert(headers::X_REQUEST_ID.clone(), ctx.request_id.clone());
-        resp
+        let (mut parts, body) = resp.into_parts();
+        parts.headers.insert(headers::X_REQUEST_ID.clone(), ctx.request_id.clone());
+
+        let registry = ctx.registry.as_deref().unwrap_or("none");
+        let site = ctx.site.as_deref().unwrap_or("none");
+        metrics
+            .requests
+            .with_label_values(&[registry, site, method_label(&method), status_class(parts.status)])
+            .inc();
+        metrics.duration.with_label_values(&[registry, site]).observe(ctx.started.elapsed().as_secs_f64());
+
+        let record = path.map(|path| AccessRecord::new(&ctx, conn, method, path, parts.status));
+        Response::from_parts(parts, ResponseBody::new(body, ctx.deadline_or_far(), record))
     }
 
     async fn proxy(
@@ -141,6 +107,7 @@ impl Gateway {
         ctx: &mut RequestContext,
         conn: &ConnInfo,
         req: Request<Incoming>,
+        metrics: &Metrics,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         let host = request::check_head(&req, &self.config.server, &self.via)?;
 
@@ -156,27 +123,36 @@ impl Gateway {
         let (mut parts, incoming) = req.into_parts();
         let write = !parts.method.is_safe();
         let idempotent = parts.method.is_idempotent();
-        let plan = self.select_sites(registry, write)?;
+        let plan = select_sites(registry, write)?;
 
         let head = request::upstream_head(&mut parts, ctx, conn, routed.route, limits, self)?;
         let replay_cap = routed.registry.continuity.replay_buffer;
         let body = RequestBody::prepare(incoming, &head.headers, replay_cap, limits, ctx.deadline).await?;
-        let answer =
-            attempt::forward(&registry.sites, &registry.upstream, &plan, head, body, idempotent, ctx).await?;
+        let answer = attempt::forward(
+            &registry.sites,
+            &registry.upstream,
+            &plan,
+            head,
+            body,
+            idempotent,
+            ctx,
+            metrics,
+        )
+        .await?;
 
-        Ok(respond::from_upstream(answer, &registry.sites, ctx, &self.via, &self.config.server))
+        Ok(respond::from_upstream(answer, &registry.sites, &self.via, &self.config.server))
     }
+}
 
-    /// Select-site phase: the sites to try, best first, from the
-    /// registry's continuity state, live health and write policy.
-    fn select_sites(&self, registry: &RegistryState, write: bool) -> Result<Vec<usize>, ProxyError> {
-        let name = || registry.sites.registry.name.to_string();
-        registry.sites.plan(write).map_err(|no| match no {
-            NoSite::AllDown => ProxyError::NoHealthySite { registry: name() },
-            NoSite::WriteRejected => ProxyError::WriteRejected {
-                registry: name(),
-                retry_after: registry.sites.registry.continuity.retry_after,
-            },
-        })
-    }
+/// Select-site phase: the sites to try, best first, from the registry's
+/// continuity state, live health and write policy.
+fn select_sites(registry: &RegistryState, write: bool) -> Result<Vec<usize>, ProxyError> {
+    let name = || registry.sites.registry.name.to_string();
+    registry.sites.plan(write).map_err(|no| match no {
+        crate::sites::NoSite::AllDown => ProxyError::NoHealthySite { registry: name() },
+        crate::sites::NoSite::WriteRejected => ProxyError::WriteRejected {
+            registry: name(),
+            retry_after: registry.sites.registry.continuity.retry_after,
+        },
+    })
 }

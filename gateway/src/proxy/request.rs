@@ -11,7 +11,7 @@ use super::context::{ConnInfo, RequestContext};
 use super::error::ProxyError;
 use super::headers::{self, ViaValues};
 use super::route::rewrite_path;
-use super::Gateway;
+use super::Generation;
 use crate::config::{Limits, Route, ServerSettings};
 
 /// Check-head phase: what must hold before a request is routed. Returns the
@@ -129,7 +129,7 @@ pub fn upstream_head(
     conn: &ConnInfo,
     route: &Route,
     limits: &Limits,
-    gateway: &Gateway,
+    gateway: &Generation,
 ) -> Result<UpstreamHead, ProxyError> {
     if let Some(len) = content_length(&parts.headers) {
         if len > limits.max_request_body {
@@ -152,7 +152,7 @@ pub fn upstream_head(
         }
     }
     headers::strip_hop_by_hop(&mut headers);
-    headers::set_forwarded(&mut headers, conn.peer, conn.proto, &gateway.config().server.trusted_proxies);
+    headers::set_forwarded(&mut headers, conn.peer, conn.proto, &gateway.config.server.trusted_proxies);
     headers.append(header::VIA, gateway.via.for_version(parts.version));
     headers.insert(headers::X_REQUEST_ID.clone(), ctx.request_id.clone());
     Ok(UpstreamHead { method: parts.method.clone(), path_and_query, headers })

@@ -6,10 +6,11 @@ use http::{Response, Version};
 use http_body_util::BodyExt;
 
 use super::attempt::Answer;
-use super::body::{self, DeadlineBody, ProxyBody};
+use super::body::{self, ProxyBody};
 use super::context::RequestContext;
 use super::error::{sf_string, Fault, ProxyError};
 use super::headers::{self, ViaValues};
+use crate::config::log::Redactor;
 use crate::config::{Freshness, ServerSettings, SiteSpec};
 use crate::sites::RegistrySites;
 
@@ -19,7 +20,6 @@ use crate::sites::RegistrySites;
 pub fn from_upstream(
     answer: Answer<'_>,
     sites: &RegistrySites,
-    ctx: &RequestContext,
     via: &ViaValues,
     server: &ServerSettings,
 ) -> Response<ProxyBody> {
@@ -39,7 +39,7 @@ pub fn from_upstream(
     // hyper writes the version of the client's connection; a stale one here
     // would only confuse it.
     parts.version = Version::default();
-    Response::from_parts(parts, DeadlineBody::new(body, ctx.deadline).boxed())
+    Response::from_parts(parts, body.map_err(Into::into).boxed())
 }
 
 /// What a non-live copy promises, as a structured field:
@@ -58,21 +58,27 @@ fn freshness(site: &SiteSpec, sites: &RegistrySites, index: usize) -> Option<Hea
 
 /// A response the gateway makes itself: the status of the error, a
 /// `Proxy-Status` naming its RFC 9209 type, and a small JSON body.
-pub fn error(server: &ServerSettings, ctx: &RequestContext, err: ProxyError) -> Response<ProxyBody> {
+pub fn error(
+    server: &ServerSettings,
+    redactor: &Redactor,
+    ctx: &RequestContext,
+    err: ProxyError,
+) -> Response<ProxyBody> {
     let proxy_name = server.name.as_str();
     let status = err.status();
     let kind = err.proxy_status();
     let message = err.to_string();
+    // Paths can carry personal data: only the redacted text reaches a log.
+    let logged = redactor.apply(&message);
+    let id = ctx.request_id.to_str().unwrap_or_default();
     match err.fault() {
         Fault::Client => {
-            tracing::debug!(request_id = ?ctx.request_id, registry = ?ctx.registry, error = ?err, "refused request")
+            tracing::debug!(request_id = id, registry = ?ctx.registry, error = %logged, "refused request")
         }
         Fault::Upstream => {
-            tracing::warn!(request_id = ?ctx.request_id, registry = ?ctx.registry, site = ?ctx.site, error = ?err, "upstream failed")
+            tracing::warn!(request_id = id, registry = ?ctx.registry, site = ?ctx.site, error = %logged, "upstream failed")
         }
-        Fault::Internal => {
-            tracing::error!(request_id = ?ctx.request_id, error = ?err, "internal error")
-        }
+        Fault::Internal => tracing::error!(request_id = id, error = %logged, "internal error"),
     }
     let body = serde_json::json!({
         "error": kind,

@@ -53,7 +53,7 @@ pub async fn serve(
     let builder = connection_builder(&settings);
     let graceful = GracefulShutdown::new();
     // Health checks and continuity run for as long as the listener does.
-    let _background = gateway.start_background();
+    gateway.start_background();
     tokio::pin!(shutdown);
 
     loop {
@@ -83,6 +83,7 @@ pub async fn serve(
     }
 
     drop(listener);
+    gateway.stop_background();
     tracing::info!(grace = ?settings.shutdown_grace, "shutting down: no new connections, finishing requests in flight");
     match tokio::time::timeout(settings.shutdown_grace, graceful.shutdown()).await {
         Ok(()) => tracing::info!("all connections closed"),

@@ -67,6 +67,7 @@ pub struct Continuity {
     decision: ArcSwap<Decision>,
     inner: Mutex<Inner>,
     events: broadcast::Sender<ContinuityEvent>,
+    changes: std::sync::atomic::AtomicU64,
 }
 
 impl Continuity {
@@ -85,6 +86,7 @@ impl Continuity {
                 draining,
             }),
             events: broadcast::channel(64).0,
+            changes: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -94,6 +96,11 @@ impl Continuity {
 
     pub fn subscribe(&self) -> broadcast::Receiver<ContinuityEvent> {
         self.events.subscribe()
+    }
+
+    /// State changes since start, for the metrics.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn label(&self, mode: Mode) -> String {
@@ -167,6 +174,7 @@ impl Continuity {
         let (from, to) = (self.label(before), self.label(decision.mode));
         tracing::warn!(registry = %self.registry, %from, %to, %reason, "continuity state changed");
         self.decision.store(Arc::new(decision));
+        self.changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let _ = self.events.send(ContinuityEvent { registry: self.registry.clone(), from, to, reason });
     }
 }

@@ -25,7 +25,9 @@ use continuity::{Continuity, Mode};
 #[derive(Debug)]
 pub struct RegistrySites {
     pub registry: Arc<Registry>,
-    pub pools: Vec<SitePool>,
+    /// Shared with the previous configuration's state for sites whose
+    /// config did not change, so health and ejections survive a reload.
+    pub pools: Vec<Arc<SitePool>>,
     pub continuity: Continuity,
     /// Woken on every health transition; the supervisor re-evaluates.
     changed: Notify,
@@ -70,14 +72,25 @@ pub enum NoSite {
 
 impl RegistrySites {
     pub fn new(registry: Arc<Registry>) -> RegistrySites {
-        let pools: Vec<SitePool> = registry
+        RegistrySites::carrying(registry, None)
+    }
+
+    /// Like [`Self::new`], reusing `previous`'s pools for unchanged sites.
+    pub fn carrying(registry: Arc<Registry>, previous: Option<&RegistrySites>) -> RegistrySites {
+        let reuse =
+            |spec: &SiteSpec| previous.and_then(|p| p.pools.iter().find(|pool| pool.spec == *spec)).cloned();
+        let pools: Vec<Arc<SitePool>> = registry
             .sites
             .iter()
-            .map(|spec| SitePool {
-                backends: spec.backends.iter().map(|a| BackendState::new(a.clone())).collect(),
-                spec: spec.clone(),
-                next: AtomicUsize::new(0),
-                as_of: Mutex::new(initial_as_of(&spec.freshness)),
+            .map(|spec| {
+                reuse(spec).unwrap_or_else(|| {
+                    Arc::new(SitePool {
+                        backends: spec.backends.iter().map(|a| BackendState::new(a.clone())).collect(),
+                        spec: spec.clone(),
+                        next: AtomicUsize::new(0),
+                        as_of: Mutex::new(initial_as_of(&spec.freshness)),
+                    })
+                })
             })
             .collect();
         let names = pools.iter().map(|p| p.spec.name.clone()).collect();
