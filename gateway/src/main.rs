@@ -58,6 +58,8 @@ enum CtlAction {
     Drain { registry: String, site: String },
     /// Clear force and drains: health decides again.
     Auto { registry: String },
+    /// Re-read the configuration file (as SIGHUP); a bad file changes nothing.
+    Reload,
 }
 
 fn main() -> ExitCode {
@@ -184,6 +186,7 @@ fn ctl(admin: SocketAddr, token_env: &str, action: CtlAction) -> anyhow::Result<
             (http::Method::POST, format!("/v1/registries/{registry}/drain/{site}"))
         }
         CtlAction::Auto { registry } => (http::Method::POST, format!("/v1/registries/{registry}/automatic")),
+        CtlAction::Reload => (http::Method::POST, "/v1/reload".to_string()),
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (status, body) = runtime.block_on(gateway::admin::ctl::call(admin, &token, method, &path))?;

@@ -10,6 +10,7 @@ mod errors;
 mod headers;
 mod http2;
 mod operators;
+mod ops;
 mod routing;
 mod shutdown;
 mod streaming;

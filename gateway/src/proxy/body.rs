@@ -110,7 +110,10 @@ pin_project_lite::pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(record) = this.record.take() {
-                record.write(*this.bytes, this.outcome);
+                // hyper stops polling once a sized body is all sent, so the
+                // end is often seen here rather than as a final `None`.
+                let outcome = if *this.outcome == "aborted" && this.inner.is_end_stream() { "complete" } else { this.outcome };
+                record.write(*this.bytes, outcome);
             }
         }
     }
