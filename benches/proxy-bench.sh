@@ -10,6 +10,8 @@
 #   RESULTS_DIR=target/bench-results/<timestamp>
 #   GATEWAY_CONFIG=config/minimal.toml
 #   SKIP_BUILD=1              use the binaries already in target/release
+#   BACKEND_PORT=18081 GATEWAY_PORT=18080 NGINX_PORT=18090 HAPROXY_PORT=18091
+#                             (the gateway's ports must match GATEWAY_CONFIG)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,12 +28,12 @@ RESULTS_DIR=${RESULTS_DIR:-target/bench-results/$(date +%Y%m%d-%H%M%S)}
 GATEWAY_CONFIG=${GATEWAY_CONFIG:-config/minimal.toml}
 SKIP_BUILD=${SKIP_BUILD:-0}
 
-# Fixed by config/minimal.toml (gateway 18080 -> backend 18081); the other
-# proxies get neighbouring ports. Loopback only: this is a CPU benchmark.
-BACKEND_PORT=18081
-GATEWAY_PORT=18080
-NGINX_PORT=18090
-HAPROXY_PORT=18091
+# The defaults match config/minimal.toml (gateway 18080 -> backend 18081);
+# the other proxies get neighbouring ports. Loopback only: a CPU benchmark.
+BACKEND_PORT=${BACKEND_PORT:-18081}
+GATEWAY_PORT=${GATEWAY_PORT:-18080}
+NGINX_PORT=${NGINX_PORT:-18090}
+HAPROXY_PORT=${HAPROXY_PORT:-18091}
 REQUEST_PATH=/population/people/38001085718
 PORT_WAIT_TICKS=100 # x 0.1 s: how long a server gets to start accepting
 
@@ -108,15 +110,26 @@ wait_port() {
     return 1
 }
 
-# start_server NAME PORT CMD...: sets SERVER_PID; non-zero if it never listens.
+# start_server NAME PORT CMD...: sets SERVER_PID, or START_ERROR and fails.
 start_server() {
     local name=$1 port=$2
     shift 2
-    "${SERVER_PIN[@]}" "$@" >>"$RESULTS_DIR/logs/$name.log" 2>&1 &
+    SERVER_PID=""
+    # Whatever already listens there is not what we mean to measure, and
+    # would make the readiness check below pass for the wrong process.
+    if port_open "$port"; then
+        START_ERROR="port $port is already in use by another process"
+        return 1
+    fi
+    # fd 9 (the run lock) is closed so a stray server cannot hold it.
+    "${SERVER_PIN[@]}" "$@" 9>&- >>"$RESULTS_DIR/logs/$name.log" 2>&1 &
     SERVER_PID=$!
     LIVE[$SERVER_PID]=$name
-    if ! wait_port "$port" "$SERVER_PID"; then
+    # The second look catches a server that lost a bind race and exited.
+    if ! wait_port "$port" "$SERVER_PID" || ! { sleep 0.2 && alive "$SERVER_PID"; }; then
+        START_ERROR="did not start listening on port $port (log: $RESULTS_DIR/logs/$name.log)"
         stop_pid "$SERVER_PID"
+        SERVER_PID=""
         return 1
     fi
 }
@@ -262,7 +275,7 @@ run_target() {
     if [[ $target == gateway-h2 ]]; then extra=(--h2); fi
     base=$RESULTS_DIR/round$round-$target
     if ! start_target "$target"; then
-        SKIP[$target]="did not start listening on port $PORT (log: $RESULTS_DIR/logs/)"
+        SKIP[$target]=$START_ERROR
         log "  $target: ${SKIP[$target]}; skipped from now on"
         return 0
     fi
@@ -287,6 +300,7 @@ write_environment() {
         echo "git: $(git rev-parse --short HEAD 2>/dev/null || echo none)"
         echo "kernel: $(uname -sr)"
         echo "cpus: $(nproc)"
+        echo "load average before the build: $LOADAVG"
         echo "rounds=$ROUNDS duration=$DURATION warmup=$WARMUP connections=$CONNECTIONS load_threads=$LOAD_THREADS h2=$H2"
         echo "targets: $TARGETS"
         if find_bin nginx >/dev/null; then "$(find_bin nginx)" -v 2>&1; fi
@@ -343,14 +357,38 @@ PY
 }
 
 main() {
+    # Two runs at once would share ports and CPUs and measure each other.
+    exec 9>"${TMPDIR:-/tmp}/gateway-proxy-bench.lock"
+    flock -n 9 || die "another proxy-bench.sh is running on this machine"
+    # The summary takes every round*.json it finds; old ones would mix in.
+    if compgen -G "$RESULTS_DIR/round*.json" >/dev/null; then
+        die "$RESULTS_DIR already holds results; choose another RESULTS_DIR"
+    fi
     mkdir -p "$RESULTS_DIR/logs"
     RESULTS_DIR=$(cd "$RESULTS_DIR" && pwd)
-    local port
-    for port in $BACKEND_PORT $GATEWAY_PORT $NGINX_PORT $HAPROXY_PORT; do
+    local port ports=$BACKEND_PORT
+    if wants gateway || wants gateway-h2; then ports+=" $GATEWAY_PORT"; fi
+    if wants nginx; then ports+=" $NGINX_PORT"; fi
+    if wants haproxy; then ports+=" $HAPROXY_PORT"; fi
+    for port in $ports; do
         if port_open "$port"; then die "127.0.0.1:$port is already in use; stop whatever listens there"; fi
     done
-    if [[ $H2 == 1 ]] && wants gateway; then TARGETS+=" gateway-h2"; fi
+    if [[ $H2 == 1 ]] && ! wants gateway-h2; then
+        # Right after the h1 gateway run, so both see the same machine state.
+        local t with_h2=""
+        for t in $TARGETS; do
+            with_h2+="$t "
+            if [[ $t == gateway ]]; then with_h2+="gateway-h2 "; fi
+        done
+        TARGETS=${with_h2% }
+    fi
 
+    # Checked before our own build raises it: other work on the machine
+    # (a compile, a test run) skews results far more than run-to-run noise.
+    read -r LOADAVG _ </proc/loadavg
+    if python3 -c 'import sys; sys.exit(float(sys.argv[1]) < 0.5)' "$LOADAVG"; then
+        log "warning: load average is $LOADAVG; results will be distorted by other work"
+    fi
     build
     if wants gateway && [[ -z ${SKIP[gateway]:-} ]]; then
         if [[ ! -x $GATEWAY ]]; then SKIP[gateway]="$GATEWAY is missing"; fi
@@ -366,7 +404,7 @@ main() {
     if [[ -f $TMP/haproxy.cfg ]]; then cp "$TMP/haproxy.cfg" "$RESULTS_DIR/logs/"; fi
 
     start_server backend "$BACKEND_PORT" "$BACKEND" --listen "127.0.0.1:$BACKEND_PORT" ||
-        die "bench-backend did not start (log: $RESULTS_DIR/logs/backend.log)"
+        die "bench-backend: $START_ERROR"
     local backend_pid=$SERVER_PID
 
     local round target
@@ -385,6 +423,10 @@ main() {
     echo
     echo "Median of $ROUNDS round(s); quote ratios against 'direct' from this same run."
     summarise
+    local skipped
+    for skipped in "${!SKIP[@]}"; do
+        echo "skipped: $skipped (${SKIP[$skipped]})"
+    done
     echo
     echo "Raw results: $RESULTS_DIR"
 }

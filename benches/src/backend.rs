@@ -55,18 +55,12 @@ impl Responses {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             let mut resp = Response::new(Full::new(Bytes::new()));
             *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-            resp.headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            resp.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
             return resp;
         }
-        let body = if req.uri().path() == "/health" {
-            self.health.clone()
-        } else {
-            self.record.clone()
-        };
+        let body = if req.uri().path() == "/health" { self.health.clone() } else { self.record.clone() };
         let mut resp = Response::new(Full::new(body));
-        resp.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         resp
     }
 }
@@ -74,11 +68,7 @@ impl Responses {
 /// Serves HTTP/1.1 and h2c (prior knowledge) until `shutdown` resolves, then
 /// drains connections for at most [`DRAIN_TIMEOUT`]. Every answered request
 /// increments `served`, which tests compare with the client's count.
-pub async fn serve(
-    listener: TcpListener,
-    served: Arc<AtomicU64>,
-    shutdown: impl Future<Output = ()>,
-) {
+pub async fn serve(listener: TcpListener, served: Arc<AtomicU64>, shutdown: impl Future<Output = ()>) {
     let responses = Arc::new(Responses {
         record: population_record(),
         health: Bytes::from_static(br#"{"status":"ok"}"#),
@@ -121,11 +111,7 @@ mod tests {
     #[test]
     fn record_is_realistic_json() {
         let record = population_record();
-        assert!(
-            (250..=400).contains(&record.len()),
-            "{} bytes",
-            record.len()
-        );
+        assert!((250..=400).contains(&record.len()), "{} bytes", record.len());
         let value: serde_json::Value = serde_json::from_slice(&record).unwrap();
         assert_eq!(value["id"], "38001085718");
         assert_eq!(value["address"]["country"], "EE");

@@ -59,25 +59,23 @@ impl Conn {
         }
     }
 
-    pub fn is_closed(&self) -> bool {
+    /// Waits until the connection can take a request. False means the peer
+    /// closed it while idle (e.g. a keep-alive limit): nothing was sent, so
+    /// that is a reason to reconnect, not a failed request.
+    async fn ready(&mut self) -> bool {
         match self {
-            Conn::H1(s) => s.is_closed(),
-            Conn::H2(s) => s.is_closed(),
+            Conn::H1(s) => s.ready().await.is_ok(),
+            Conn::H2(s) => s.ready().await.is_ok(),
         }
     }
 
     /// Sends one request and reads the whole body, as a real client must
-    /// before the connection can carry the next request.
+    /// before the connection can carry the next request. Call only on a
+    /// connection that [`Link::ready`] returned.
     pub async fn exchange(&mut self, req: Request<Empty<Bytes>>) -> Result<Completed, ErrorKind> {
         let response = match self {
-            Conn::H1(s) => {
-                s.ready().await.map_err(|_| ErrorKind::Io)?;
-                s.send_request(req).await
-            }
-            Conn::H2(s) => {
-                s.ready().await.map_err(|_| ErrorKind::Io)?;
-                s.send_request(req).await
-            }
+            Conn::H1(s) => s.send_request(req).await,
+            Conn::H2(s) => s.send_request(req).await,
         }
         .map_err(|_| ErrorKind::Io)?;
         let status = response.status();
@@ -89,10 +87,41 @@ impl Conn {
                 body_bytes += data.len() as u64;
             }
         }
-        Ok(Completed {
-            status,
-            body_bytes,
-            finished: Instant::now(),
-        })
+        Ok(Completed { status, body_bytes, finished: Instant::now() })
+    }
+}
+
+/// The connection slot of one load task: keeps using its connection while
+/// the peer keeps it alive, and opens a new one when it is gone.
+#[derive(Default)]
+pub struct Link {
+    conn: Option<Conn>,
+    opened: u64,
+}
+
+impl Link {
+    /// A connection ready to send on, and whether it replaces an earlier one.
+    pub async fn ready(
+        &mut self,
+        target: &Target,
+        timeout: Duration,
+    ) -> Result<(&mut Conn, bool), ErrorKind> {
+        let reusable = match self.conn.as_mut() {
+            Some(conn) => matches!(tokio::time::timeout(timeout, conn.ready()).await, Ok(true)),
+            None => false,
+        };
+        if !reusable {
+            self.conn = None;
+            self.conn = Some(Conn::open(target, timeout).await?);
+            self.opened += 1;
+        }
+        let replaced = !reusable && self.opened > 1;
+        Ok((self.conn.as_mut().expect("filled above"), replaced))
+    }
+
+    /// Drops the connection after a failure: its state is unknown, so the
+    /// next request must not reuse it.
+    pub fn discard(&mut self) {
+        self.conn = None;
     }
 }

@@ -22,11 +22,10 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
     let mut rest = text;
     let mut micros: f64 = 0.0;
     while !rest.is_empty() {
-        let (value, after_number) = split_number(rest)
-            .ok_or_else(|| format!("{input:?}: expected a number at {rest:?}"))?;
-        let unit_len = after_number
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(after_number.len());
+        let (value, after_number) =
+            split_number(rest).ok_or_else(|| format!("{input:?}: expected a number at {rest:?}"))?;
+        let unit_len =
+            after_number.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after_number.len());
         let (unit, next) = after_number.split_at(unit_len);
         micros += value
             * unit_micros(unit.trim())
@@ -41,9 +40,7 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
 }
 
 fn split_number(text: &str) -> Option<(f64, &str)> {
-    let end = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
+    let end = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, rest) = text.split_at(end);
     let value: f64 = number.parse().ok()?;
     value.is_finite().then_some((value, rest))

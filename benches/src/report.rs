@@ -38,6 +38,8 @@ pub struct Report {
     pub errors: u64,
     pub error_kinds: Errors,
     pub reconnects: u64,
+    /// Open loop: requests that fell due but were never sent (see `Stats`).
+    pub unsent: u64,
     pub body_bytes: u64,
     pub run: RunInfo,
 }
@@ -49,11 +51,7 @@ impl Report {
         let h = &stats.latency_us;
         let requests = stats.requests();
         let seconds = elapsed.as_secs_f64();
-        let rps = if seconds > 0.0 {
-            requests as f64 / seconds
-        } else {
-            0.0
-        };
+        let rps = if seconds > 0.0 { requests as f64 / seconds } else { 0.0 };
         // An empty histogram reports 0 for every quantile, which is the honest
         // answer and keeps the JSON free of NaN (which serde_json rejects).
         let mean_us = if requests == 0 { 0.0 } else { h.mean() };
@@ -71,6 +69,7 @@ impl Report {
             errors: stats.errors.total(),
             error_kinds: stats.errors,
             reconnects: stats.reconnects,
+            unsent: stats.unsent,
             body_bytes: stats.body_bytes,
             run,
         }
@@ -96,11 +95,8 @@ impl Report {
         let _ = writeln!(out, "requests    {}", self.requests);
         let _ = writeln!(out, "duration    {:.3} s", self.seconds);
         let _ = writeln!(out, "throughput  {:.1} req/s", self.rps);
-        let _ = writeln!(
-            out,
-            "latency     {:>9} {:>9} {:>9} {:>9} {:>9}",
-            "p50", "p90", "p99", "p99.9", "max"
-        );
+        let _ =
+            writeln!(out, "latency     {:>9} {:>9} {:>9} {:>9} {:>9}", "p50", "p90", "p99", "p99.9", "max");
         let _ = writeln!(
             out,
             "  (ms)      {:>9} {:>9} {:>9} {:>9} {:>9}",
@@ -122,6 +118,9 @@ impl Report {
             "errors      {} (connect {}, io {}, timeout {}), reconnects {}",
             self.errors, e.connect, e.io, e.timeout, self.reconnects
         );
+        if self.run.rate.is_some() {
+            let _ = writeln!(out, "unsent      {} (fell due but the target was too slow)", self.unsent);
+        }
         out
     }
 }
@@ -145,22 +144,14 @@ mod tests {
 
     #[test]
     fn percentiles_of_a_uniform_distribution() {
-        let report = Report::new(
-            &stats_1_to_1000_us(),
-            Duration::from_secs(2),
-            RunInfo::default(),
-        );
+        let report = Report::new(&stats_1_to_1000_us(), Duration::from_secs(2), RunInfo::default());
         assert_eq!(report.requests, 1000);
         assert_eq!(report.p50_us, 500);
         assert_eq!(report.p90_us, 900);
         assert_eq!(report.p99_us, 990);
         assert_eq!(report.p999_us, 999);
         assert_eq!(report.max_us, 1000);
-        assert!(
-            (report.mean_us - 500.5).abs() < 0.5,
-            "mean {}",
-            report.mean_us
-        );
+        assert!((report.mean_us - 500.5).abs() < 0.5, "mean {}", report.mean_us);
         assert!((report.rps - 500.0).abs() < 1e-9);
         assert_eq!(report.status.s2xx, 1000);
     }
@@ -177,11 +168,7 @@ mod tests {
         assert_eq!(report.p50_us, 100);
         assert_eq!(report.p99_us, 100);
         assert!(report.p999_us >= 49_950, "p99.9 {}", report.p999_us);
-        assert!(
-            report.max_us.abs_diff(50_000) <= 50,
-            "max {}",
-            report.max_us
-        );
+        assert!(report.max_us.abs_diff(50_000) <= 50, "max {}", report.max_us);
     }
 
     #[test]
@@ -201,14 +188,9 @@ mod tests {
         stats.record_error(crate::stats::ErrorKind::Io);
         let report = Report::new(&stats, Duration::from_secs(1), RunInfo::default());
         let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
-        for key in [
-            "requests", "seconds", "rps", "p50_us", "p90_us", "p99_us", "p999_us", "max_us",
-            "errors",
-        ] {
-            assert!(
-                json.get(key).is_some_and(|v| v.is_number()),
-                "missing {key}"
-            );
+        for key in ["requests", "seconds", "rps", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "errors"]
+        {
+            assert!(json.get(key).is_some_and(|v| v.is_number()), "missing {key}");
         }
         for class in ["2xx", "3xx", "4xx", "5xx"] {
             assert!(json["status"][class].is_number(), "missing status {class}");

@@ -96,6 +96,9 @@ pub struct Stats {
     pub errors: Errors,
     /// Connections replaced after the peer closed them or they failed.
     pub reconnects: u64,
+    /// Open loop only: requests that fell due but were not sent by the end
+    /// of the run because the target could not keep up with the rate.
+    pub unsent: u64,
     pub body_bytes: u64,
 }
 
@@ -113,6 +116,7 @@ impl Stats {
             status: StatusClasses::default(),
             errors: Errors::default(),
             reconnects: 0,
+            unsent: 0,
             body_bytes: 0,
         }
     }
@@ -141,6 +145,7 @@ impl Stats {
         self.status.merge(&other.status);
         self.errors.merge(&other.errors);
         self.reconnects += other.reconnects;
+        self.unsent += other.unsent;
         self.body_bytes += other.body_bytes;
         Ok(())
     }

@@ -24,16 +24,11 @@ pub struct Target {
 
 impl Target {
     pub fn new(url: &str, method: &str, headers: &[String], h2: bool) -> anyhow::Result<Self> {
-        let absolute: Uri = url
-            .parse()
-            .with_context(|| format!("invalid URL {url:?}"))?;
+        let absolute: Uri = url.parse().with_context(|| format!("invalid URL {url:?}"))?;
         if absolute.scheme_str() != Some("http") {
             bail!("only http:// URLs are supported (got {url:?})");
         }
-        let authority = absolute
-            .authority()
-            .with_context(|| format!("URL {url:?} has no host"))?
-            .clone();
+        let authority = absolute.authority().with_context(|| format!("URL {url:?} has no host"))?.clone();
         if authority.as_str().contains('@') {
             bail!("credentials in the URL are not supported; use --header 'authorization: ...'");
         }
@@ -45,8 +40,8 @@ impl Target {
             .with_context(|| format!("{authority} resolved to no address"))?;
         let path = absolute.path_and_query().map_or("/", |p| p.as_str());
         let origin_form: Uri = path.parse().context("invalid path")?;
-        let method = Method::from_bytes(method.as_bytes())
-            .with_context(|| format!("invalid method {method:?}"))?;
+        let method =
+            Method::from_bytes(method.as_bytes()).with_context(|| format!("invalid method {method:?}"))?;
 
         let mut header_map = HeaderMap::new();
         if !h2 {
@@ -61,14 +56,7 @@ impl Target {
                 header_map.append(name, value);
             }
         }
-        Ok(Self {
-            addr,
-            method,
-            absolute,
-            origin_form,
-            headers: header_map,
-            h2,
-        })
+        Ok(Self { addr, method, absolute, origin_form, headers: header_map, h2 })
     }
 
     pub fn request(&self) -> Request<Empty<Bytes>> {
@@ -87,13 +75,12 @@ impl Target {
 
 /// Parses a curl-style `name: value` header.
 pub fn parse_header(line: &str) -> anyhow::Result<(HeaderName, HeaderValue)> {
-    let (name, value) = line
-        .split_once(':')
-        .with_context(|| format!("header {line:?} is not of the form 'name: value'"))?;
+    let (name, value) =
+        line.split_once(':').with_context(|| format!("header {line:?} is not of the form 'name: value'"))?;
     let name = HeaderName::from_bytes(name.trim().as_bytes())
         .with_context(|| format!("invalid header name in {line:?}"))?;
-    let value = HeaderValue::from_str(value.trim())
-        .with_context(|| format!("invalid header value in {line:?}"))?;
+    let value =
+        HeaderValue::from_str(value.trim()).with_context(|| format!("invalid header value in {line:?}"))?;
     Ok((name, value))
 }
 
@@ -103,17 +90,9 @@ mod tests {
 
     #[test]
     fn http1_request_is_origin_form_with_host() {
-        let headers = vec![
-            "x-road-client: EE/GOV/1/test".to_string(),
-            "accept: application/json".into(),
-        ];
-        let t = Target::new(
-            "http://127.0.0.1:18080/population/people/1?x=1",
-            "GET",
-            &headers,
-            false,
-        )
-        .unwrap();
+        let headers = vec!["x-road-client: EE/GOV/1/test".to_string(), "accept: application/json".into()];
+        let t =
+            Target::new("http://127.0.0.1:18080/population/people/1?x=1", "GET", &headers, false).unwrap();
         assert_eq!(t.addr, "127.0.0.1:18080".parse().unwrap());
         let req = t.request();
         assert_eq!(req.uri(), "/population/people/1?x=1");

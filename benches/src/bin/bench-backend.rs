@@ -29,9 +29,8 @@ fn main() -> anyhow::Result<()> {
         // SIGTERM as soon as the port accepts never kills us uncleanly.
         let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
         let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-        let listener = TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("binding {}", args.listen))?;
+        let listener =
+            TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
         eprintln!(
             "bench-backend: listening on http://{} ({} thread(s))",
             listener.local_addr()?,
@@ -45,10 +44,7 @@ fn main() -> anyhow::Result<()> {
             }
         };
         backend::serve(listener, Arc::clone(&served), shutdown).await;
-        eprintln!(
-            "bench-backend: shutting down after {} requests",
-            served.load(Ordering::Relaxed)
-        );
+        eprintln!("bench-backend: shutting down after {} requests", served.load(Ordering::Relaxed));
         Ok(())
     })
 }

@@ -12,10 +12,7 @@ use gateway_bench::report::{Report, RunInfo};
 use gateway_bench::target::Target;
 
 #[derive(Parser, Debug)]
-#[command(
-    version,
-    about = "HTTP load generator for the Data Embassy Gateway benchmarks"
-)]
+#[command(version, about = "HTTP load generator for the Data Embassy Gateway benchmarks")]
 struct Args {
     /// Target URL (http:// only), e.g. http://127.0.0.1:18080/population/people/38001085718
     #[arg(long)]
@@ -73,19 +70,10 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<Report> {
-    anyhow::ensure!(
-        !args.duration.is_zero(),
-        "--duration must be greater than zero"
-    );
-    anyhow::ensure!(
-        !args.timeout.is_zero(),
-        "--timeout must be greater than zero"
-    );
+    anyhow::ensure!(!args.duration.is_zero(), "--duration must be greater than zero");
+    anyhow::ensure!(!args.timeout.is_zero(), "--timeout must be greater than zero");
     if let Some(rate) = args.rate {
-        anyhow::ensure!(
-            rate.is_finite() && rate > 0.0,
-            "--rate must be a positive number"
-        );
+        anyhow::ensure!(rate.is_finite() && rate > 0.0, "--rate must be a positive number");
     }
     let target = Target::new(&args.url, &args.method, &args.headers, args.h2)?;
     let config = LoadConfig {
