@@ -120,11 +120,15 @@ fn check(path: &std::path::Path) -> ExitCode {
 /// the demo, which also starts its simulated sites.
 fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> {
     let with_demo_sites = source.is_none();
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = config.server.workers {
-        runtime.worker_threads(workers);
-    }
-    let runtime = runtime.enable_all().build().context("cannot start the async runtime")?;
+    let workers = config
+        .server
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
+    // This thread is worker 0; `spawn_workers` adds the others.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let switches = if with_demo_sites { Some(demo::start_sites(&config).await?) } else { None };
         let listen = config.server.listen;
@@ -168,9 +172,17 @@ fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> {
         if let Some(switches) = switches {
             demo::start_control(switches).await?;
         }
+        // Background tasks live on this runtime, which outlives the workers.
+        gateway.start_background();
+        let others =
+            gateway::server::spawn_workers(&listener, &gateway, workers.saturating_sub(1), stop_rx.clone())?;
+        tracing::info!(workers, "serving");
         let served = gateway::serve(listener, gateway, shutdown_signal()).await;
         let _ = stop_tx.send(true);
         drop(stop_rx);
+        for worker in others {
+            let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+        }
         Ok(served?)
     })
 }

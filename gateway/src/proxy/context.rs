@@ -6,12 +6,21 @@ use std::sync::Arc;
 use http::HeaderValue;
 use tokio::time::Instant;
 
+use super::headers::ForwardedFor;
+
 /// What is known about the client connection a request arrived on.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
-    /// `http` until TLS termination lands; feeds X-Forwarded-Proto.
+    /// `http` or `https`; feeds X-Forwarded-Proto.
     pub proto: &'static str,
+    pub forwarded: ForwardedFor,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, proto: &'static str) -> ConnInfo {
+        ConnInfo { peer, proto, forwarded: ForwardedFor::new(peer, proto) }
+    }
 }
 
 /// Per-request state, filled in as the phases run.

@@ -90,37 +90,61 @@ impl ViaValues {
     }
 }
 
+/// A client connection's forwarding values, computed once per connection
+/// rather than formatted again for every request on it.
+#[derive(Debug, Clone)]
+pub struct ForwardedFor {
+    pub ip: IpAddr,
+    pub proto: &'static str,
+    ip_value: HeaderValue,
+    forwarded_value: HeaderValue,
+}
+
+impl ForwardedFor {
+    pub fn new(peer: SocketAddr, proto: &'static str) -> ForwardedFor {
+        let ip = peer.ip().to_canonical();
+        let ip_text = ip.to_string();
+        let node = match ip {
+            IpAddr::V4(_) => ip_text.clone(),
+            IpAddr::V6(_) => format!("\"[{ip_text}]\""),
+        };
+        let value =
+            |s: &str| HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        ForwardedFor {
+            ip,
+            proto,
+            ip_value: value(&ip_text),
+            forwarded_value: value(&format!("for={node};proto={proto}")),
+        }
+    }
+}
+
 /// Sets X-Forwarded-For / -Proto and Forwarded. What the client sent is kept
 /// (and extended) only when the peer is a trusted proxy; otherwise it is
 /// replaced, so a citizen cannot spoof their address into upstream logs.
-pub fn set_forwarded(headers: &mut HeaderMap, peer: SocketAddr, proto: &'static str, trusted: &[IpNet]) {
-    let ip = peer.ip().to_canonical();
-    let trust = trusted.iter().any(|net| net.contains(&ip));
-    let ip_text = ip.to_string();
-
-    let xff = match (trust, joined(headers, &X_FORWARDED_FOR)) {
-        (true, Some(prev)) => format!("{prev}, {ip_text}"),
-        _ => ip_text.clone(),
-    };
-    set(headers, &X_FORWARDED_FOR, &xff);
-
-    if !(trust && headers.contains_key(&X_FORWARDED_PROTO)) {
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-    }
+pub fn set_forwarded(headers: &mut HeaderMap, from: &ForwardedFor, trusted: &[IpNet]) {
+    let trust = !trusted.is_empty() && trusted.iter().any(|net| net.contains(&from.ip));
     if !trust {
+        headers.insert(X_FORWARDED_FOR.clone(), from.ip_value.clone());
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(from.proto));
         headers.remove(&X_FORWARDED_HOST);
+        headers.insert(header::FORWARDED, from.forwarded_value.clone());
+        return;
     }
-
-    let node = match ip {
-        IpAddr::V4(_) => ip_text,
-        IpAddr::V6(_) => format!("\"[{ip_text}]\""),
+    let extend = |headers: &mut HeaderMap, name: &HeaderName, own: &HeaderValue| {
+        let value = match joined(headers, name) {
+            Some(prev) => {
+                HeaderValue::from_str(&format!("{prev}, {}", own.to_str().unwrap_or_default())).ok()
+            }
+            None => None,
+        };
+        headers.insert(name.clone(), value.unwrap_or_else(|| own.clone()));
     };
-    let element = format!("for={node};proto={proto}");
-    let forwarded = match (trust, joined(headers, &header::FORWARDED)) {
-        (true, Some(prev)) => format!("{prev}, {element}"),
-        _ => element,
-    };
-    set(headers, &header::FORWARDED, &forwarded);
+    extend(headers, &X_FORWARDED_FOR, &from.ip_value);
+    extend(headers, &header::FORWARDED, &from.forwarded_value);
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(from.proto));
+    }
 }
 
 /// All field lines of `name` joined with ", ", if any are valid text.
@@ -137,12 +161,6 @@ fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
         }
     }
     out
-}
-
-fn set(headers: &mut HeaderMap, name: &HeaderName, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        headers.insert(name.clone(), v);
-    }
 }
 
 /// A client's `x-request-id` is kept when it is one short, printable token
@@ -212,7 +230,7 @@ mod tests {
     #[test]
     fn untrusted_peers_cannot_spoof_forwarding_headers() {
         let mut h = map(&[("x-forwarded-for", "6.6.6.6"), ("forwarded", "for=6.6.6.6")]);
-        set_forwarded(&mut h, "10.1.2.3:5000".parse().unwrap(), "http", &[]);
+        set_forwarded(&mut h, &ForwardedFor::new("10.1.2.3:5000".parse().unwrap(), "http"), &[]);
         assert_eq!(h["x-forwarded-for"], "10.1.2.3");
         assert_eq!(h["forwarded"], "for=10.1.2.3;proto=http");
         assert_eq!(h["x-forwarded-proto"], "http");
@@ -222,7 +240,7 @@ mod tests {
     fn trusted_peers_extend_the_chain() {
         let mut h = map(&[("x-forwarded-for", "198.51.100.7"), ("x-forwarded-proto", "https")]);
         let trusted = vec!["10.0.0.0/8".parse().unwrap()];
-        set_forwarded(&mut h, "10.1.2.3:5000".parse().unwrap(), "http", &trusted);
+        set_forwarded(&mut h, &ForwardedFor::new("10.1.2.3:5000".parse().unwrap(), "http"), &trusted);
         assert_eq!(h["x-forwarded-for"], "198.51.100.7, 10.1.2.3");
         assert_eq!(h["x-forwarded-proto"], "https");
     }

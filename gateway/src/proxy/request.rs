@@ -32,8 +32,12 @@ pub fn check_head(
             server.max_headers
         )));
     }
-    let head_bytes: usize = req.uri().to_string().len()
-        + headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>();
+    let uri = req.uri();
+    let uri_bytes = uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(1, |pq| pq.as_str().len());
+    let head_bytes: usize =
+        uri_bytes + headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>();
     if head_bytes > server.max_header_bytes {
         return Err(ProxyError::HeadersTooLarge(format!(
             "{head_bytes} bytes of head, the limit is {}",
@@ -136,13 +140,19 @@ pub fn upstream_head(
             return Err(ProxyError::BodyTooLarge { limit: limits.max_request_body });
         }
     }
-    let path = rewrite_path(route, parts.uri.path());
-    let path_and_query = match parts.uri.query() {
-        Some(q) => format!("{path}?{q}"),
-        None => path,
+    let path_and_query = match (&route.rewrite, parts.uri.path_and_query()) {
+        // The common case: the path goes up as it came, no copy.
+        (crate::config::Rewrite::Keep, Some(pq)) => pq.clone(),
+        _ => {
+            let path = rewrite_path(route, parts.uri.path());
+            let pq = match parts.uri.query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path,
+            };
+            PathAndQuery::try_from(pq)
+                .map_err(|e| ProxyError::BadRequest(format!("cannot rewrite path: {e}")))?
+        }
     };
-    let path_and_query = PathAndQuery::try_from(path_and_query)
-        .map_err(|e| ProxyError::BadRequest(format!("cannot rewrite path: {e}")))?;
     let mut headers = std::mem::take(&mut parts.headers);
     if !headers.contains_key(header::HOST) {
         if let Some(authority) = parts.uri.authority() {
@@ -152,7 +162,7 @@ pub fn upstream_head(
         }
     }
     headers::strip_hop_by_hop(&mut headers);
-    headers::set_forwarded(&mut headers, conn.peer, conn.proto, &gateway.config.server.trusted_proxies);
+    headers::set_forwarded(&mut headers, &conn.forwarded, &gateway.config.server.trusted_proxies);
     headers.append(header::VIA, gateway.via.for_version(parts.version));
     headers.insert(headers::X_REQUEST_ID.clone(), ctx.request_id.clone());
     Ok(UpstreamHead { method: parts.method.clone(), path_and_query, headers })

@@ -28,9 +28,7 @@ pub fn from_upstream(
     parts.headers.append(header::VIA, via.for_version(parts.version));
     let site = answer.target.site;
     if let Some(name) = &server.served_by_header {
-        if let Ok(v) = HeaderValue::from_str(&site.name) {
-            parts.headers.insert(name.clone(), v);
-        }
+        parts.headers.insert(name.clone(), sites.pools[answer.target.index].name_value.clone());
     }
     if let (Some(name), Some(value)) = (&server.freshness_header, freshness(site, sites, answer.target.index))
     {

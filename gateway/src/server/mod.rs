@@ -61,7 +61,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let conn_info = Arc::new(ConnInfo { peer, proto: "http" });
+                    let conn_info = Arc::new(ConnInfo::new(peer, "http"));
                     let gw = gateway.clone();
                     let service = service_fn(move |req| {
                         let gw = gw.clone();
@@ -97,4 +97,43 @@ pub async fn serve(
 async fn accept_failed(e: io::Error) {
     tracing::warn!(error = %e, "accept failed");
     tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// Extra accept loops, each on its own thread with a single-threaded
+/// runtime, all sharing `listener`'s socket. A runtime per core keeps a
+/// request, its client connection and its timers on one thread: no work
+/// stealing and no cross-thread wake-ups on the hot path.
+pub fn spawn_workers(
+    listener: &TcpListener,
+    gateway: &Arc<Gateway>,
+    extra: usize,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> io::Result<Vec<std::thread::JoinHandle<()>>> {
+    let mut handles = Vec::with_capacity(extra);
+    for n in 1..=extra {
+        let socket = socket2::SockRef::from(listener).try_clone()?;
+        let std_listener: std::net::TcpListener = socket.into();
+        std_listener.set_nonblocking(true)?;
+        let (gateway, mut stop) = (gateway.clone(), stop.clone());
+        let handle = std::thread::Builder::new().name(format!("gateway-worker-{n}")).spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(r) => r,
+                Err(e) => return tracing::error!(error = %e, "cannot start a worker runtime"),
+            };
+            runtime.block_on(async move {
+                let listener = match TcpListener::from_std(std_listener) {
+                    Ok(l) => l,
+                    Err(e) => return tracing::error!(error = %e, "worker cannot use the listener"),
+                };
+                let stopped = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                if let Err(e) = serve(listener, gateway, stopped).await {
+                    tracing::error!(error = %e, "worker stopped with an error");
+                }
+            });
+        })?;
+        handles.push(handle);
+    }
+    Ok(handles)
 }

@@ -47,6 +47,8 @@ pub struct HealthEvent {
 #[derive(Debug)]
 pub struct SitePool {
     pub spec: SiteSpec,
+    /// The site's name as a header value, for `x-served-by` on every answer.
+    pub name_value: http::HeaderValue,
     pub backends: Vec<BackendState>,
     next: AtomicUsize,
     /// Last known as-of time of a snapshot site.
@@ -85,6 +87,8 @@ impl RegistrySites {
             .map(|spec| {
                 reuse(spec).unwrap_or_else(|| {
                     Arc::new(SitePool {
+                        name_value: http::HeaderValue::from_str(&spec.name)
+                            .unwrap_or_else(|_| http::HeaderValue::from_static("site")),
                         backends: spec.backends.iter().map(|a| BackendState::new(a.clone())).collect(),
                         spec: spec.clone(),
                         next: AtomicUsize::new(0),
