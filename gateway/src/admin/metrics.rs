@@ -161,26 +161,79 @@ impl Default for Metrics {
     }
 }
 
-/// A bounded label for a method, so clients cannot mint label values.
-pub fn method_label(m: &http::Method) -> &'static str {
+const METHODS: [&str; 8] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"];
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+fn method_index(m: &http::Method) -> usize {
     match *m {
-        http::Method::GET => "GET",
-        http::Method::HEAD => "HEAD",
-        http::Method::POST => "POST",
-        http::Method::PUT => "PUT",
-        http::Method::PATCH => "PATCH",
-        http::Method::DELETE => "DELETE",
-        http::Method::OPTIONS => "OPTIONS",
-        _ => "other",
+        http::Method::GET => 0,
+        http::Method::HEAD => 1,
+        http::Method::POST => 2,
+        http::Method::PUT => 3,
+        http::Method::PATCH => 4,
+        http::Method::DELETE => 5,
+        http::Method::OPTIONS => 6,
+        _ => 7,
     }
 }
 
+fn class_index(status: http::StatusCode) -> usize {
+    (status.as_u16() / 100).clamp(1, 5) as usize - 1
+}
+
+/// A bounded label for a method, so clients cannot mint label values.
+pub fn method_label(m: &http::Method) -> &'static str {
+    METHODS[method_index(m)]
+}
+
 pub fn status_class(status: http::StatusCode) -> &'static str {
-    match status.as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
+    CLASSES[class_index(status)]
+}
+
+/// One registry's request series, looked up once and then reused: label
+/// hashing on every request costs more than the rest of the bookkeeping.
+#[derive(Debug)]
+pub struct RegistryMetrics {
+    registry: std::sync::Arc<str>,
+    sites: Vec<std::sync::Arc<str>>,
+    requests: Vec<std::sync::OnceLock<prometheus::IntCounter>>,
+    duration: Vec<std::sync::OnceLock<prometheus::Histogram>>,
+}
+
+impl RegistryMetrics {
+    pub fn new(registry: std::sync::Arc<str>, sites: Vec<std::sync::Arc<str>>) -> RegistryMetrics {
+        let slots = sites.len() + 1;
+        RegistryMetrics {
+            registry,
+            sites,
+            requests: (0..slots * METHODS.len() * CLASSES.len())
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
+            duration: (0..slots).map(|_| std::sync::OnceLock::new()).collect(),
+        }
+    }
+
+    /// Counts one answered request; `site` is an index, `None` when no
+    /// site was reached.
+    pub fn record(
+        &self,
+        m: &Metrics,
+        site: Option<usize>,
+        method: &http::Method,
+        status: http::StatusCode,
+        secs: f64,
+    ) {
+        let slot = site.filter(|&s| s < self.sites.len()).unwrap_or(self.sites.len());
+        let site_label = self.sites.get(slot).map_or("none", |s| &**s);
+        let (mi, ci) = (method_index(method), class_index(status));
+        let i = (slot * METHODS.len() + mi) * CLASSES.len() + ci;
+        self.requests[i]
+            .get_or_init(|| {
+                m.requests.with_label_values(&[&*self.registry, site_label, METHODS[mi], CLASSES[ci]])
+            })
+            .inc();
+        self.duration[slot]
+            .get_or_init(|| m.duration.with_label_values(&[&*self.registry, site_label]))
+            .observe(secs);
     }
 }

@@ -70,6 +70,7 @@ pub async fn forward<'a>(
         }
         ctx.attempts += 1;
         ctx.site = Some(target.site.name.clone());
+        ctx.site_index = Some(target.index);
 
         match attempt(sites, upstream, target, req, idempotent, more, ctx.deadline).await {
             Next::Done(answer) => return Ok(answer),

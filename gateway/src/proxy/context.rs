@@ -34,6 +34,9 @@ pub struct RequestContext {
     pub registry: Option<Arc<str>>,
     /// The site of the latest attempt (the one that answered, in the end).
     pub site: Option<Arc<str>>,
+    /// Indices of the registry (in the generation) and the site (in it).
+    pub registry_index: Option<usize>,
+    pub site_index: Option<usize>,
     /// Upstream attempts made: 1 plus retries.
     pub attempts: u32,
     pub retry_budget_exhausted: bool,
@@ -58,6 +61,8 @@ impl RequestContext {
             deadline: now,
             registry: None,
             site: None,
+            registry_index: None,
+            site_index: None,
             attempts: 0,
             retry_budget_exhausted: false,
         }

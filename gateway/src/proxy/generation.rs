@@ -10,6 +10,7 @@ use tokio::task::JoinSet;
 use super::forward::Upstream;
 use super::headers::ViaValues;
 use super::route::Router;
+use crate::admin::metrics::RegistryMetrics;
 use crate::config::Config;
 use crate::sites::{checker, RegistrySites};
 
@@ -28,6 +29,7 @@ pub struct Generation {
 #[derive(Debug)]
 pub struct RegistryState {
     pub sites: Arc<RegistrySites>,
+    pub(super) metrics: RegistryMetrics,
     pub(super) upstream: Upstream,
     tasks: Mutex<Option<JoinSet<()>>>,
 }
@@ -82,7 +84,14 @@ impl Generation {
                         _ => Upstream::new(&r.limits),
                     };
                     let sites = RegistrySites::carrying(r.clone(), old.map(|o| &*o.sites));
-                    Arc::new(RegistryState { sites: Arc::new(sites), upstream, tasks: Mutex::new(None) })
+                    let names = sites.pools.iter().map(|p| p.spec.name.clone()).collect();
+                    let metrics = RegistryMetrics::new(r.name.clone(), names);
+                    Arc::new(RegistryState {
+                        sites: Arc::new(sites),
+                        metrics,
+                        upstream,
+                        tasks: Mutex::new(None),
+                    })
                 }
             })
             .collect();

@@ -90,13 +90,15 @@ impl Generation {
         let (mut parts, body) = resp.into_parts();
         parts.headers.insert(headers::X_REQUEST_ID.clone(), ctx.request_id.clone());
 
-        let registry = ctx.registry.as_deref().unwrap_or("none");
-        let site = ctx.site.as_deref().unwrap_or("none");
-        metrics
-            .requests
-            .with_label_values(&[registry, site, method_label(&method), status_class(parts.status)])
-            .inc();
-        metrics.duration.with_label_values(&[registry, site]).observe(ctx.started.elapsed().as_secs_f64());
+        let secs = ctx.started.elapsed().as_secs_f64();
+        match ctx.registry_index.map(|i| &self.registries[i]) {
+            Some(r) => r.metrics.record(metrics, ctx.site_index, &method, parts.status, secs),
+            None => {
+                let labels = ["none", "none", method_label(&method), status_class(parts.status)];
+                metrics.requests.with_label_values(&labels).inc();
+                metrics.duration.with_label_values(&["none", "none"]).observe(secs);
+            }
+        }
 
         let record = path.map(|path| AccessRecord::new(&ctx, conn, method, path, parts.status));
         Response::from_parts(parts, ResponseBody::new(body, ctx.deadline_or_far(), record))
@@ -118,6 +120,7 @@ impl Generation {
         let registry = &self.registries[routed.route.registry];
         let limits = &routed.registry.limits;
         ctx.registry = Some(routed.registry.name.clone());
+        ctx.registry_index = Some(routed.route.registry);
         ctx.deadline = ctx.started + limits.request_timeout;
 
         let (mut parts, incoming) = req.into_parts();

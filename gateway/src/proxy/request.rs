@@ -60,14 +60,32 @@ fn check_path(path: &str) -> Result<(), ProxyError> {
     if !path.starts_with('/') {
         return Err(ProxyError::BadRequest(format!("path \"{path}\" must start with /")));
     }
-    let dot_segment = path.split('/').any(|seg| {
-        let s = seg.to_ascii_lowercase().replace("%2e", ".");
-        s == "." || s == ".."
-    });
-    if dot_segment {
+    if path.split('/').any(is_dot_segment) {
         return Err(ProxyError::BadRequest("path must not contain . or .. segments".into()));
     }
     Ok(())
+}
+
+/// `.` or `..`, also percent-encoded (`%2e`, `%2E`); without allocating,
+/// since every request passes here.
+fn is_dot_segment(seg: &str) -> bool {
+    let b = seg.as_bytes();
+    if b.len() > 6 || !b.iter().any(|&c| c == b'.' || c == b'%') {
+        return false;
+    }
+    let mut dots = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'.' {
+            i += 1;
+        } else if b[i] == b'%' && b.len() >= i + 3 && b[i + 1] == b'2' && (b[i + 2] | 0x20) == b'e' {
+            i += 3;
+        } else {
+            return false;
+        }
+        dots += 1;
+    }
+    dots == 1 || dots == 2
 }
 
 /// The authority of an absolute-form or HTTP/2 request wins over `Host`
