@@ -45,7 +45,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { config } => return check(&config),
-        Command::Run { config } => config::load(&config)
+        Command::Run { config } => load(&config)
             .map_err(|e| anyhow::anyhow!("invalid configuration {}:\n{e}", config.display()))
             .and_then(|c| run(c, false)),
         Command::Demo { listen } => demo::config(listen)
@@ -61,8 +61,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// Compiles the file and loads every PEM file it names, so unusable
+/// certificates are reported (by key path) before anything listens.
+fn load(path: &std::path::Path) -> Result<Config, config::ConfigErrors> {
+    let config = config::load(path)?;
+    gateway::tls::preflight(&config)?;
+    Ok(config)
+}
+
 fn check(path: &std::path::Path) -> ExitCode {
-    match config::load(path) {
+    match load(path) {
         Ok(c) => {
             println!(
                 "{}: OK ({} registries, {} routes, listen {})",
@@ -101,7 +109,12 @@ fn run(config: Config, with_demo_sites: bool) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let local = listener.local_addr()?;
-        tracing::info!(address = %local, "listening on {local}");
+        let scheme = if config.server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        tracing::info!(address = %local, "listening on {local} ({scheme})");
         if with_demo_sites {
             println!("\nData Embassy Gateway demo: the gateway listens on http://{local}");
             println!(

@@ -99,6 +99,12 @@ fn compile_server(file: &ServerFile, errors: &mut Errors) -> Option<ServerSettin
         parse::duration,
     )
     .unwrap_or(std::time::Duration::from_secs(30));
+    let edge = super::edge::compile(file, errors);
+    // Err: `[server.tls]` is present but invalid (its errors are recorded).
+    let tls = match &file.tls {
+        None => Ok(None),
+        Some(t) => super::tls::compile_server(t, errors).map(Some).ok_or(()),
+    };
     let workers = match file.workers {
         Some(0) => errors.check("server.workers", Err("must be at least 1".into())),
         other => other,
@@ -112,6 +118,8 @@ fn compile_server(file: &ServerFile, errors: &mut Errors) -> Option<ServerSettin
         client_idle_timeout,
         shutdown_grace,
         workers: workers.map(|w| w as usize),
+        edge,
+        tls: tls.ok()?,
     })
 }
 
@@ -237,11 +245,20 @@ fn compile_site(name: &str, file: &SiteFile, path: &str, errors: &mut Errors) ->
     } else {
         SiteKind::Embassy
     };
+    let tls = match &file.tls {
+        None => None,
+        Some(t) => Some(Arc::new(super::tls::compile_site(
+            t,
+            &format!("{path}.tls"),
+            errors,
+        )?)),
+    };
     (name_ok && backends.len() == file.backends.len() && !backends.is_empty()).then(|| SiteSpec {
         name: name.into(),
         kind,
         priority: file.priority.unwrap_or(100),
         backends,
+        tls,
     })
 }
 

@@ -43,6 +43,14 @@ pub struct ServerFile {
     pub shutdown_grace: Option<String>,
     /// Worker threads; default: one per available core.
     pub workers: Option<u64>,
+    /// Open client connections, all clients together (default 10000).
+    pub max_connections: Option<u64>,
+    /// Open client connections from one IP address (default 256).
+    pub max_connections_per_client: Option<u64>,
+    /// Concurrent HTTP/2 streams per client connection (default 128).
+    pub http2_max_concurrent_streams: Option<u64>,
+    /// TLS termination; plain HTTP without it.
+    pub tls: Option<super::tls::ServerTlsFile>,
 }
 
 /// Timeouts and body limits; `[defaults]` and `[registries.NAME.limits]`.
@@ -99,4 +107,6 @@ pub struct SiteFile {
     pub backends: Vec<String>,
     /// Order among embassies; lower is preferred.
     pub priority: Option<u32>,
+    /// Reach this site over TLS (mTLS with a client certificate).
+    pub tls: Option<super::tls::SiteTlsFile>,
 }

@@ -3,10 +3,12 @@
 //! key path and the reason; all errors are reported together.
 
 mod compile;
+pub mod edge;
 mod error;
 pub mod file;
 mod parse;
 pub mod runtime;
+pub mod tls;
 
 use std::path::Path;
 

@@ -31,6 +31,9 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// `None`: one worker per available core.
     pub workers: Option<usize>,
+    pub edge: super::edge::EdgeLimits,
+    /// `None`: plain HTTP.
+    pub tls: Option<super::tls::ServerTls>,
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +63,8 @@ pub struct SiteSpec {
     pub kind: SiteKind,
     pub priority: u32,
     pub backends: Vec<Authority>,
+    /// `None`: plain HTTP to this site.
+    pub tls: Option<Arc<super::tls::UpstreamTls>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

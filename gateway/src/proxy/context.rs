@@ -10,8 +10,10 @@ use tokio::time::Instant;
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
-    /// `http` until TLS termination lands; feeds X-Forwarded-Proto.
+    /// `http` or `https`; feeds X-Forwarded-Proto.
     pub proto: &'static str,
+    /// Raised when the connection sent a smuggling-shaped head.
+    pub framing: crate::server::framing::Alarm,
 }
 
 /// Per-request state, filled in as the phases run.

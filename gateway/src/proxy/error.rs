@@ -67,6 +67,14 @@ pub enum ProxyError {
         backend: String,
         reason: String,
     },
+    #[error("TLS with site {site} failed: {reason}")]
+    UpstreamTls {
+        site: String,
+        backend: String,
+        reason: String,
+        /// The site's certificate was refused (issuer, name, expiry, pin).
+        certificate: bool,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -83,7 +91,8 @@ impl ProxyError {
             | ConnectFailed { .. }
             | UpstreamClosed { .. }
             | ResponseTimeout { .. }
-            | UpstreamProtocol { .. } => Fault::Upstream,
+            | UpstreamProtocol { .. }
+            | UpstreamTls { .. } => Fault::Upstream,
             Internal(_) => Fault::Internal,
         }
     }
@@ -99,7 +108,8 @@ impl ProxyError {
             ConnectRefused { .. }
             | ConnectFailed { .. }
             | UpstreamClosed { .. }
-            | UpstreamProtocol { .. } => StatusCode::BAD_GATEWAY,
+            | UpstreamProtocol { .. }
+            | UpstreamTls { .. } => StatusCode::BAD_GATEWAY,
             ConnectTimeout { .. } | ResponseTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -118,6 +128,10 @@ impl ProxyError {
             UpstreamClosed { .. } => "connection_terminated",
             ResponseTimeout { .. } => "http_response_timeout",
             UpstreamProtocol { .. } => "http_protocol_error",
+            UpstreamTls {
+                certificate: true, ..
+            } => "tls_certificate_error",
+            UpstreamTls { .. } => "tls_protocol_error",
             Internal(_) => "proxy_internal_error",
         }
     }

@@ -35,6 +35,7 @@ pub mod body;
 mod context;
 pub mod error;
 mod forward;
+mod hardening;
 pub mod headers;
 mod request;
 mod respond;
@@ -79,7 +80,7 @@ impl Gateway {
             .iter()
             .map(|r| RegistryState {
                 sites: RegistrySites::new(r.clone()),
-                upstream: Upstream::new(&r.limits),
+                upstream: Upstream::new(r),
             })
             .collect();
         let via = ViaValues::new(&config.server.name);
@@ -99,10 +100,12 @@ impl Gateway {
     /// responses.
     pub async fn handle(&self, conn: &ConnInfo, req: Request<Incoming>) -> Response<ProxyBody> {
         let mut ctx = RequestContext::new(headers::request_id(req.headers()));
+        let version = req.version();
         let mut resp = match self.proxy(&mut ctx, conn, req).await {
             Ok(resp) => resp,
             Err(err) => respond::error(&self.config.server.name, &ctx, err),
         };
+        hardening::close_after_refusal(&mut resp, version);
         resp.headers_mut()
             .insert(headers::X_REQUEST_ID.clone(), ctx.request_id.clone());
         resp
@@ -114,6 +117,7 @@ impl Gateway {
         conn: &ConnInfo,
         req: Request<Incoming>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
+        hardening::check_connection(conn)?;
         let host = request::check_head(&req, &self.config.server, &self.via)?;
 
         let routed = self
@@ -132,6 +136,8 @@ impl Gateway {
 
         let upstream_req =
             request::upstream_request(req, ctx, conn, routed.route, target, limits, self)?;
+        let upstream_req =
+            hardening::prime_body(upstream_req, ctx.deadline, limits.max_request_body).await?;
         let resp = registry
             .upstream
             .send(upstream_req, target, ctx.deadline)

@@ -139,7 +139,10 @@ pub fn upstream_request(
         }
     }
     let mut uri = http::uri::Parts::default();
-    uri.scheme = Some(Scheme::HTTP);
+    uri.scheme = Some(match target.site.tls {
+        Some(_) => Scheme::HTTPS,
+        None => Scheme::HTTP,
+    });
     uri.authority = Some(target.backend.clone());
     uri.path_and_query = Some(path_and_query);
     parts.uri =

@@ -81,6 +81,7 @@ mod tests {
                 "127.0.0.1:1".parse().unwrap(),
                 "127.0.0.1:2".parse().unwrap(),
             ],
+            tls: None,
         };
         let pool = SitePool {
             spec,
