@@ -147,8 +147,8 @@ pub fn spki_sha256(spki_der: &[u8]) -> [u8; 32] {
 pub enum ConnectError {
     #[error("TCP connect failed")]
     Tcp(#[source] Box<dyn std::error::Error + Send + Sync>),
-    #[error("TLS handshake failed: {0}")]
-    Handshake(#[source] io::Error),
+    #[error("TLS handshake failed: {}", handshake_reason(.0))]
+    Handshake(io::Error),
     #[error("TLS handshake not completed within {0:?}")]
     HandshakeTimeout(Duration),
     #[error("TLS is not usable for this site: {0}")]
@@ -169,6 +169,20 @@ impl ConnectError {
             _ => false,
         }
     }
+}
+
+/// rustls shows a custom certificate error by its Debug form; say it plainly.
+fn handshake_reason(e: &io::Error) -> String {
+    let custom = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .and_then(|e| match e {
+            rustls::Error::InvalidCertificate(CertificateError::Other(other)) => {
+                Some(other.0.to_string())
+            }
+            _ => None,
+        });
+    custom.unwrap_or_else(|| e.to_string())
 }
 
 #[derive(Clone)]
