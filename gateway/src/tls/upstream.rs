@@ -256,7 +256,7 @@ impl tower_service::Service<Uri> for Connector {
             };
             let handshake = setup.connector.connect(name, tcp.into_inner());
             match tokio::time::timeout(limit, handshake).await {
-                Ok(Ok(stream)) => Ok(UpstreamIo::Tls(TokioIo::new(stream))),
+                Ok(Ok(stream)) => Ok(UpstreamIo::Tls(Box::new(TokioIo::new(stream)))),
                 Ok(Err(e)) => Err(ConnectError::Handshake(e)),
                 Err(_) => Err(ConnectError::HandshakeTimeout(limit)),
             }
@@ -267,7 +267,8 @@ impl tower_service::Service<Uri> for Connector {
 /// A connection to a site, plain or TLS.
 pub enum UpstreamIo {
     Plain(TokioIo<TcpStream>),
-    Tls(TokioIo<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// Boxed: a TLS session is ~1 KiB and pooled connections are moved.
+    Tls(Box<TokioIo<tokio_rustls::client::TlsStream<TcpStream>>>),
 }
 
 impl Connection for UpstreamIo {
@@ -295,7 +296,7 @@ impl Read for UpstreamIo {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             UpstreamIo::Plain(io) => Pin::new(io).poll_read(cx, buf),
-            UpstreamIo::Tls(io) => Pin::new(io).poll_read(cx, buf),
+            UpstreamIo::Tls(io) => Pin::new(&mut **io).poll_read(cx, buf),
         }
     }
 }
@@ -308,21 +309,21 @@ impl Write for UpstreamIo {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             UpstreamIo::Plain(io) => Pin::new(io).poll_write(cx, buf),
-            UpstreamIo::Tls(io) => Pin::new(io).poll_write(cx, buf),
+            UpstreamIo::Tls(io) => Pin::new(&mut **io).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             UpstreamIo::Plain(io) => Pin::new(io).poll_flush(cx),
-            UpstreamIo::Tls(io) => Pin::new(io).poll_flush(cx),
+            UpstreamIo::Tls(io) => Pin::new(&mut **io).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             UpstreamIo::Plain(io) => Pin::new(io).poll_shutdown(cx),
-            UpstreamIo::Tls(io) => Pin::new(io).poll_shutdown(cx),
+            UpstreamIo::Tls(io) => Pin::new(&mut **io).poll_shutdown(cx),
         }
     }
 
@@ -340,7 +341,7 @@ impl Write for UpstreamIo {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             UpstreamIo::Plain(io) => Pin::new(io).poll_write_vectored(cx, bufs),
-            UpstreamIo::Tls(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            UpstreamIo::Tls(io) => Pin::new(&mut **io).poll_write_vectored(cx, bufs),
         }
     }
 }
