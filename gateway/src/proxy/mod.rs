@@ -49,6 +49,8 @@ use hyper::body::Incoming;
 pub use body::ProxyBody;
 pub use context::{ConnInfo, RequestContext};
 pub use error::{Fault, ProxyError};
+/// Public for the fuzz target over request heads (gateway/fuzz).
+pub use request::check_head;
 
 use crate::config::Config;
 use crate::sites::{RegistrySites, Target};

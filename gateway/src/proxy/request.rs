@@ -21,8 +21,8 @@ use crate::sites::Target;
 ///
 /// hyper enforces hard ceilings on the head while parsing; the configured
 /// limits are checked here so the answer carries `Proxy-Status`.
-pub fn check_head(
-    req: &Request<Incoming>,
+pub fn check_head<B>(
+    req: &Request<B>,
     server: &ServerSettings,
     via: &ViaValues,
 ) -> Result<Option<String>, ProxyError> {
@@ -79,7 +79,7 @@ fn check_path(path: &str) -> Result<(), ProxyError> {
 
 /// The authority of an absolute-form or HTTP/2 request wins over `Host`
 /// (RFC 9112 3.2.2); HTTP/1.1 without either is a 400 (RFC 9112 3.2).
-fn request_host(req: &Request<Incoming>) -> Result<Option<String>, ProxyError> {
+fn request_host<B>(req: &Request<B>) -> Result<Option<String>, ProxyError> {
     if let Some(host) = req.uri().host() {
         return Ok(Some(host.to_ascii_lowercase()));
     }
