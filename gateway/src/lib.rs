@@ -8,6 +8,7 @@ pub mod demo;
 pub mod proxy;
 pub mod server;
 pub mod sites;
+pub mod tls;
 
 pub use proxy::Gateway;
-pub use server::serve;
+pub use server::{serve, serve_with_tls};

@@ -69,7 +69,7 @@ fn main() -> ExitCode {
             init_logging(&LogSettings::default());
             return check(&config);
         }
-        Command::Run { config: path } => match config::load(&path) {
+        Command::Run { config: path } => match load(&path) {
             Ok(c) => {
                 init_logging(&c.log);
                 run(c, Some(path))
@@ -94,8 +94,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// Compiles the file and loads every PEM file it names, so unusable
+/// certificates are reported (by key path) before anything listens.
+fn load(path: &std::path::Path) -> Result<Config, config::ConfigErrors> {
+    let config = config::load(path)?;
+    gateway::tls::preflight(&config)?;
+    Ok(config)
+}
+
 fn check(path: &std::path::Path) -> ExitCode {
-    match config::load(path) {
+    match load(path) {
         Ok(c) => {
             println!(
                 "{}: OK ({} registries, {} routes, listen {})",
@@ -124,7 +132,7 @@ fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> {
         .server
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
-    // This thread is worker 0; `spawn_workers` adds the others.
+    // This thread is worker 0; `serve_workers` adds the others.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -136,7 +144,8 @@ fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let local = listener.local_addr()?;
-        tracing::info!(address = %local, "listening on {local}");
+        let scheme = if config.server.tls.is_some() { "https" } else { "http" };
+        tracing::info!(address = %local, "listening on {local} ({scheme})");
         if with_demo_sites {
             println!("\nData Embassy Gateway demo: the gateway listens on http://{local}");
             println!("Simulated home and embassy-lu sites serve population, tax, business and gazette.");
@@ -172,17 +181,11 @@ fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> {
         if let Some(switches) = switches {
             demo::start_control(switches).await?;
         }
-        // Background tasks live on this runtime, which outlives the workers.
-        gateway.start_background();
-        let others =
-            gateway::server::spawn_workers(&listener, &gateway, workers.saturating_sub(1), stop_rx.clone())?;
         tracing::info!(workers, "serving");
-        let served = gateway::serve(listener, gateway, shutdown_signal()).await;
+        let tls = gateway::server::load_tls(&gateway)?;
+        let served = gateway::server::serve_workers(listener, gateway, tls, workers, shutdown_signal()).await;
         let _ = stop_tx.send(true);
         drop(stop_rx);
-        for worker in others {
-            let _ = tokio::task::spawn_blocking(move || worker.join()).await;
-        }
         Ok(served?)
     })
 }

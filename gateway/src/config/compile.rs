@@ -81,6 +81,12 @@ fn compile_server(file: &ServerFile, errors: &mut Errors) -> Option<ServerSettin
         header_name(errors, "server.served_by_header", file.served_by_header.as_deref(), "x-served-by");
     let freshness_header =
         header_name(errors, "server.freshness_header", file.freshness_header.as_deref(), "x-data-freshness");
+    let edge = super::edge::compile(file, errors);
+    // Err: `[server.tls]` is present but invalid (its errors are recorded).
+    let tls = match &file.tls {
+        None => Ok(None),
+        Some(t) => super::tls::compile_server(t, errors).map(Some).ok_or(()),
+    };
     let workers = match file.workers {
         Some(0) => errors.check("server.workers", Err("must be at least 1".into())),
         other => other,
@@ -96,6 +102,8 @@ fn compile_server(file: &ServerFile, errors: &mut Errors) -> Option<ServerSettin
         workers: workers.map(|w| w as usize),
         served_by_header: served_by_header?,
         freshness_header: freshness_header?,
+        edge,
+        tls: tls.ok()?,
     })
 }
 
@@ -210,6 +218,10 @@ fn compile_site(name: &str, file: &SiteFile, path: &str, errors: &mut Errors) ->
         .as_ref()
         .and_then(|h| continuity::compile_health(h, &format!("{path}.health_check"), errors));
     let outlier = continuity::compile_outlier(&file.outlier, &format!("{path}.outlier"), errors);
+    let tls = match &file.tls {
+        None => None,
+        Some(t) => Some(Arc::new(super::tls::compile_site(t, &format!("{path}.tls"), errors)?)),
+    };
     (name_ok && backends.len() == file.backends.len() && !backends.is_empty()).then(|| SiteSpec {
         name: name.into(),
         kind,
@@ -218,6 +230,7 @@ fn compile_site(name: &str, file: &SiteFile, path: &str, errors: &mut Errors) ->
         freshness,
         health_check,
         outlier,
+        tls,
     })
 }
 

@@ -51,6 +51,14 @@ pub struct ServerFile {
     pub served_by_header: Option<String>,
     /// Response header stating the lag or as-of time of a non-live copy.
     pub freshness_header: Option<String>,
+    /// Open client connections, all clients together (default 10000).
+    pub max_connections: Option<u64>,
+    /// Open client connections from one IP address (default 256).
+    pub max_connections_per_client: Option<u64>,
+    /// Concurrent HTTP/2 streams per client connection (default 128).
+    pub http2_max_concurrent_streams: Option<u64>,
+    /// TLS termination; plain HTTP without it.
+    pub tls: Option<super::tls::ServerTlsFile>,
 }
 
 /// Timeouts and body limits; `[defaults]` and `[registries.NAME.limits]`.
@@ -124,4 +132,6 @@ pub struct SiteFile {
     pub health_check: Option<super::continuity::HealthCheckFile>,
     #[serde(default)]
     pub outlier: super::continuity::OutlierFile,
+    /// Reach this site over TLS (mTLS with a client certificate).
+    pub tls: Option<super::tls::SiteTlsFile>,
 }

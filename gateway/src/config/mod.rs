@@ -4,11 +4,13 @@
 
 mod compile;
 pub mod continuity;
+pub mod edge;
 mod error;
 pub mod file;
 pub mod log;
 mod parse;
 pub mod runtime;
+pub mod tls;
 
 use std::path::Path;
 

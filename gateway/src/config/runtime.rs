@@ -74,6 +74,9 @@ pub struct ServerSettings {
     pub workers: Option<usize>,
     pub served_by_header: Option<HeaderName>,
     pub freshness_header: Option<HeaderName>,
+    pub edge: super::edge::EdgeLimits,
+    /// `None`: plain HTTP.
+    pub tls: Option<super::tls::ServerTls>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -107,6 +110,8 @@ pub struct SiteSpec {
     pub freshness: Freshness,
     pub health_check: Option<HealthCheck>,
     pub outlier: Outlier,
+    /// `None`: plain HTTP to this site.
+    pub tls: Option<Arc<super::tls::UpstreamTls>>,
 }
 
 /// What a site's copy of the data promises.

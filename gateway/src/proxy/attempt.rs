@@ -49,7 +49,6 @@ pub async fn forward<'a>(
 ) -> Result<Answer<'a>, ProxyError> {
     let registry = &*sites.registry.name;
     sites.deposit_retry_budget();
-    let max_body = sites.registry.limits.max_request_body;
     let mut held: Option<Answer<'a>> = None;
     let mut last_err: Option<ProxyError> = None;
 
@@ -61,10 +60,10 @@ pub async fn forward<'a>(
             metrics.retry_budget_exhausted.with_label_values(&[registry]).inc();
             break;
         }
-        let Some(req_body) = body.for_attempt(max_body) else { break };
+        let Some(req_body) = body.for_attempt() else { break };
         let more = i + 1 < plan.len() && body.replayable();
         let headers = if more { head.headers.clone() } else { std::mem::take(&mut head.headers) };
-        let req = head.request(&target.backend.addr, headers, req_body);
+        let req = head.request(&target.backend.addr, target.site.tls.is_some(), headers, req_body);
         if ctx.attempts > 0 {
             metrics.retries.with_label_values(&[registry]).inc();
         }

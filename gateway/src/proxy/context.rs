@@ -15,11 +15,13 @@ pub struct ConnInfo {
     /// `http` or `https`; feeds X-Forwarded-Proto.
     pub proto: &'static str,
     pub forwarded: ForwardedFor,
+    /// Raised when the connection sent a smuggling-shaped head.
+    pub framing: crate::server::framing::Alarm,
 }
 
 impl ConnInfo {
-    pub fn new(peer: SocketAddr, proto: &'static str) -> ConnInfo {
-        ConnInfo { peer, proto, forwarded: ForwardedFor::new(peer, proto) }
+    pub fn new(peer: SocketAddr, proto: &'static str, framing: crate::server::framing::Alarm) -> ConnInfo {
+        ConnInfo { peer, proto, forwarded: ForwardedFor::new(peer, proto), framing }
     }
 }
 

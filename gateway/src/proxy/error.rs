@@ -51,6 +51,14 @@ pub enum ProxyError {
     ResponseTimeout { site: String, backend: String, after: Duration },
     #[error("site {site} broke the HTTP exchange: {reason}")]
     UpstreamProtocol { site: String, backend: String, reason: String },
+    #[error("TLS with site {site} failed: {reason}")]
+    UpstreamTls {
+        site: String,
+        backend: String,
+        reason: String,
+        /// The site's certificate was refused (issuer, name, expiry, pin).
+        certificate: bool,
+    },
     #[error("no site of registry {registry} can serve now")]
     NoHealthySite { registry: String },
     #[error("registry {registry} takes no writes while its home site is unavailable; try again later")]
@@ -70,6 +78,7 @@ impl ProxyError {
             | UpstreamClosed { .. }
             | ResponseTimeout { .. }
             | UpstreamProtocol { .. }
+            | UpstreamTls { .. }
             | NoHealthySite { .. }
             | WriteRejected { .. } => Fault::Upstream,
             Internal(_) => Fault::Internal,
@@ -87,7 +96,8 @@ impl ProxyError {
             ConnectRefused { .. }
             | ConnectFailed { .. }
             | UpstreamClosed { .. }
-            | UpstreamProtocol { .. } => StatusCode::BAD_GATEWAY,
+            | UpstreamProtocol { .. }
+            | UpstreamTls { .. } => StatusCode::BAD_GATEWAY,
             ConnectTimeout { .. } | ResponseTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             NoHealthySite { .. } | WriteRejected { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -107,6 +117,8 @@ impl ProxyError {
             UpstreamClosed { .. } => "connection_terminated",
             ResponseTimeout { .. } => "http_response_timeout",
             UpstreamProtocol { .. } => "http_protocol_error",
+            UpstreamTls { certificate: true, .. } => "tls_certificate_error",
+            UpstreamTls { .. } => "tls_protocol_error",
             NoHealthySite { .. } | WriteRejected { .. } => "destination_unavailable",
             Internal(_) => "proxy_internal_error",
         }

@@ -3,6 +3,7 @@
 
 use std::error::Error as StdError;
 use std::io;
+use std::sync::Arc;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -13,29 +14,37 @@ use tokio::time::Instant;
 
 use super::body::ProxyBody;
 use super::error::ProxyError;
-use crate::config::Limits;
+use crate::config::{Limits, Registry, SiteSpec};
 use crate::sites::Target;
+use crate::tls::upstream::{ConnectError, Connector};
 
-/// One keep-alive pool per registry: each registry has its own connect
-/// timeout, and pools of one registry never starve another's.
+type SiteClient = Client<Connector, ProxyBody>;
+
+/// Keep-alive pools per registry: each registry has its own connect
+/// timeout, and pools of one registry never starve another's. Within a
+/// registry, one pool per site, because each site has its own TLS trust and
+/// client certificate (a pooled connection is bound to them).
 #[derive(Clone, Debug)]
 pub struct Upstream {
-    client: Client<HttpConnector, ProxyBody>,
+    /// Aligned with `Registry::sites`.
+    clients: Vec<(Arc<str>, SiteClient)>,
     limits: Limits,
 }
 
 impl Upstream {
-    pub fn new(limits: &Limits) -> Upstream {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(limits.connect_timeout));
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(std::time::Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(std::time::Duration::from_secs(60))
-            .build(connector);
-        Upstream { client, limits: limits.clone() }
+    pub fn new(registry: &Registry) -> Upstream {
+        let limits = &registry.limits;
+        let clients =
+            registry.sites.iter().map(|site| (site.name.clone(), site_client(limits, site))).collect();
+        Upstream { clients, limits: limits.clone() }
+    }
+
+    fn client(&self, target: Target<'_>) -> Result<&SiteClient, ProxyError> {
+        self.clients
+            .iter()
+            .find(|(name, _)| *name == target.site.name)
+            .map(|(_, client)| client)
+            .ok_or_else(|| ProxyError::Internal(format!("no client for site {}", target.site.name)))
     }
 
     /// Sends `req` (already addressed to `target`) and waits for the response
@@ -47,7 +56,8 @@ impl Upstream {
         deadline: Instant,
     ) -> Result<Response<Incoming>, ProxyError> {
         let head_deadline = deadline.min(Instant::now() + self.limits.response_header_timeout);
-        match tokio::time::timeout_at(head_deadline, self.client.request(req)).await {
+        let client = self.client(target)?;
+        match tokio::time::timeout_at(head_deadline, client.request(req)).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(err)) => Err(self.classify(&err, target)),
             Err(_) => Err(ProxyError::ResponseTimeout {
@@ -63,6 +73,14 @@ impl Upstream {
         let backend = target.backend.addr.to_string();
         if find::<http_body_util::LengthLimitError>(err).is_some() {
             return ProxyError::BodyTooLarge { limit: self.limits.max_request_body };
+        }
+        if let Some(tls) = find::<ConnectError>(err).filter(|e| !matches!(e, ConnectError::Tcp(_))) {
+            return ProxyError::UpstreamTls {
+                certificate: tls.is_certificate(),
+                site,
+                backend,
+                reason: chain(tls),
+            };
         }
         let io_kind = find::<io::Error>(err).map(io::Error::kind);
         if err.is_connect() {
@@ -111,4 +129,20 @@ fn chain(err: &(dyn StdError + 'static)) -> String {
         cur = e.source();
     }
     out
+}
+
+/// A pooled client for one site: plain TCP or TLS (HTTP/2 when ALPN agrees).
+fn site_client(limits: &Limits, site: &SiteSpec) -> SiteClient {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(limits.connect_timeout));
+    http.set_nodelay(true);
+    http.set_keepalive(Some(std::time::Duration::from_secs(60)));
+    // The URI says https for TLS sites; the TLS itself is the Connector's.
+    http.enforce_http(false);
+    let connector = Connector::new(http, site.tls.as_deref(), limits.connect_timeout);
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(60))
+        .build(connector)
 }

@@ -79,9 +79,17 @@ impl Generation {
                 }
                 old => {
                     report.rebuilt.push(r.name.to_string());
+                    // Connections carry over while what they were made
+                    // with (timeouts, each site's TLS) is the same.
+                    let same_links = |o: &RegistryState| {
+                        let (a, b) = (&o.sites.registry, r);
+                        a.limits == b.limits
+                            && a.sites.len() == b.sites.len()
+                            && a.sites.iter().zip(&b.sites).all(|(x, y)| x.name == y.name && x.tls == y.tls)
+                    };
                     let upstream = match old {
-                        Some(o) if o.sites.registry.limits == r.limits => o.upstream.clone(),
-                        _ => Upstream::new(&r.limits),
+                        Some(o) if same_links(o) => o.upstream.clone(),
+                        _ => Upstream::new(r),
                     };
                     let sites = RegistrySites::carrying(r.clone(), old.map(|o| &*o.sites));
                     let names = sites.pools.iter().map(|p| p.spec.name.clone()).collect();

@@ -42,6 +42,7 @@ pub mod error;
 mod forward;
 mod gateway;
 pub mod generation;
+mod hardening;
 pub mod headers;
 mod replay;
 mod request;
@@ -56,6 +57,8 @@ pub use context::{ConnInfo, RequestContext};
 pub use error::{Fault, ProxyError};
 pub use gateway::{Gateway, ReloadError};
 pub use generation::{Generation, ReloadReport};
+/// Public for the fuzz target over request heads (gateway/fuzz).
+pub use request::check_head;
 
 use crate::admin::metrics::{method_label, status_class, Metrics};
 use body::AccessRecord;
@@ -74,6 +77,7 @@ impl Generation {
     ) -> Response<ResponseBody> {
         let mut ctx = RequestContext::new(headers::request_id(req.headers()));
         let method = req.method().clone();
+        let version = req.version();
         let log = &self.config.log;
         let path = log.access.then(|| log.redactor.apply(&req.uri().to_string()).into_owned());
         let resp = match self.proxy(&mut ctx, conn, req, metrics).await {
@@ -87,6 +91,8 @@ impl Generation {
                 respond::error(&self.config.server, &log.redactor, &ctx, err)
             }
         };
+        let mut resp = resp;
+        hardening::close_after_refusal(&mut resp, version);
         let (mut parts, body) = resp.into_parts();
         parts.headers.insert(headers::X_REQUEST_ID.clone(), ctx.request_id.clone());
 
@@ -111,6 +117,7 @@ impl Generation {
         req: Request<Incoming>,
         metrics: &Metrics,
     ) -> Result<Response<ProxyBody>, ProxyError> {
+        hardening::check_connection(conn)?;
         let host = request::check_head(&req, &self.config.server, &self.via)?;
 
         let routed = self

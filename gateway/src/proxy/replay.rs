@@ -19,8 +19,9 @@ pub enum RequestBody {
     Empty,
     /// Small enough to keep: can be sent to several sites in turn.
     Buffered(Bytes),
-    /// Streams through once, capped at the registry's body limit.
-    Streaming(Option<Incoming>),
+    /// Streams through once, capped at the registry's body limit, its
+    /// first frame read ahead (see `hardening::prime`).
+    Streaming(Option<ProxyBody>),
 }
 
 impl RequestBody {
@@ -45,13 +46,20 @@ impl RequestBody {
                 let read = tokio::time::timeout_at(deadline, Limited::new(incoming, cap).collect()).await;
                 match read {
                     Ok(Ok(collected)) => Ok(RequestBody::Buffered(collected.to_bytes())),
-                    Ok(Err(e)) => Err(ProxyError::BadRequest(format!("request body could not be read: {e}"))),
+                    Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                        Err(ProxyError::BodyTooLarge { limit: limits.max_request_body })
+                    }
+                    Ok(Err(e)) => Err(ProxyError::BadRequest(format!("malformed request body: {e}"))),
                     Err(_) => {
                         Err(ProxyError::BadRequest("request body did not arrive before the deadline".into()))
                     }
                 }
             }
-            _ => Ok(RequestBody::Streaming(Some(incoming))),
+            _ => {
+                let capped = Limited::new(incoming, limits.max_request_body as usize).boxed();
+                let primed = super::hardening::prime(capped, deadline, limits.max_request_body).await?;
+                Ok(RequestBody::Streaming(Some(primed)))
+            }
         }
     }
 
@@ -60,13 +68,11 @@ impl RequestBody {
     }
 
     /// The body for the next attempt; a streaming body only once.
-    pub fn for_attempt(&mut self, max: u64) -> Option<ProxyBody> {
+    pub fn for_attempt(&mut self) -> Option<ProxyBody> {
         match self {
             RequestBody::Empty => Some(body::empty()),
             RequestBody::Buffered(b) => Some(body::full(b.clone())),
-            RequestBody::Streaming(incoming) => {
-                incoming.take().map(|i| Limited::new(i, max as usize).boxed())
-            }
+            RequestBody::Streaming(body) => body.take(),
         }
     }
 }

@@ -4,7 +4,6 @@
 use http::header::{self, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Method, Request, Uri, Version};
-use hyper::body::Incoming;
 
 use super::body::ProxyBody;
 use super::context::{ConnInfo, RequestContext};
@@ -19,8 +18,8 @@ use crate::config::{Limits, Route, ServerSettings};
 ///
 /// hyper enforces hard ceilings on the head while parsing; the configured
 /// limits are checked here so the answer carries `Proxy-Status`.
-pub fn check_head(
-    req: &Request<Incoming>,
+pub fn check_head<B>(
+    req: &Request<B>,
     server: &ServerSettings,
     via: &ViaValues,
 ) -> Result<Option<String>, ProxyError> {
@@ -90,7 +89,7 @@ fn is_dot_segment(seg: &str) -> bool {
 
 /// The authority of an absolute-form or HTTP/2 request wins over `Host`
 /// (RFC 9112 3.2.2); HTTP/1.1 without either is a 400 (RFC 9112 3.2).
-fn request_host(req: &Request<Incoming>) -> Result<Option<String>, ProxyError> {
+fn request_host<B>(req: &Request<B>) -> Result<Option<String>, ProxyError> {
     if let Some(host) = req.uri().host() {
         return Ok(Some(host.to_ascii_lowercase()));
     }
@@ -122,15 +121,17 @@ pub struct UpstreamHead {
 }
 
 impl UpstreamHead {
-    /// The request for one attempt at `backend`.
+    /// The request for one attempt at `backend`; `tls`: the site is reached
+    /// over TLS (the connector reads the scheme).
     pub fn request(
         &self,
         backend: &Authority,
+        tls: bool,
         headers: http::HeaderMap,
         body: ProxyBody,
     ) -> Request<ProxyBody> {
         let mut uri = http::uri::Parts::default();
-        uri.scheme = Some(Scheme::HTTP);
+        uri.scheme = Some(if tls { Scheme::HTTPS } else { Scheme::HTTP });
         uri.authority = Some(backend.clone());
         uri.path_and_query = Some(self.path_and_query.clone());
         let mut req = Request::new(body);

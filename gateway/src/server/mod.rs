@@ -1,21 +1,24 @@
-//! Listeners: accept TCP, speak HTTP/1.1 or HTTP/2 (h2c with prior
-//! knowledge), hand each request to the [`Gateway`], and shut down
-//! gracefully.
+//! Listeners: accept TCP (and TLS), speak HTTP/1.1 or HTTP/2 (by ALPN, or
+//! h2c with prior knowledge), hand each request to the [`Gateway`], and shut
+//! down gracefully. Per-connection layers are charted in [`conn`].
 
-use std::convert::Infallible;
+mod conn;
+pub mod framing;
+pub mod limits;
+
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::config::ServerSettings;
-use crate::proxy::{ConnInfo, Gateway};
+use crate::proxy::Gateway;
+use crate::tls::Terminator;
 
 /// hyper's own ceilings sit above the configured limits, so that requests
 /// just over a limit reach `check_head` and get an answer with
@@ -36,76 +39,122 @@ fn connection_builder(settings: &ServerSettings) -> auto::Builder<TokioExecutor>
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(20)))
         .keep_alive_timeout(Duration::from_secs(20))
-        .max_concurrent_streams(256)
-        .max_header_list_size(u32::try_from(settings.max_header_bytes * 2).unwrap_or(u32::MAX));
+        .max_concurrent_streams(settings.edge.http2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(settings.max_header_bytes * 2).unwrap_or(u32::MAX))
+        // Rapid reset (CVE-2023-44487): streams a client opens and cancels
+        // before they are served, and streams it makes the server reset,
+        // end the connection with GOAWAY past these counts.
+        .max_pending_accept_reset_streams(Some(32))
+        .max_local_error_reset_streams(Some(256));
     builder
 }
 
 /// Serves `gateway` on `listener` until `shutdown` resolves, then stops
 /// accepting and waits up to the configured grace period for requests in
 /// flight. Tests bind `127.0.0.1:0` and pass a oneshot as `shutdown`.
+/// With `[server.tls]`, loads its certificates first (an unusable file is an
+/// `InvalidInput` error naming the key) and reloads them on change.
 pub async fn serve(
     listener: TcpListener,
     gateway: Arc<Gateway>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    let tls = load_tls(&gateway)?;
+    serve_workers(listener, gateway, tls, 1, shutdown).await
+}
+
+/// The TLS terminator of the gateway's config, if it has `[server.tls]`.
+pub fn load_tls(gateway: &Gateway) -> io::Result<Option<Arc<Terminator>>> {
+    match &gateway.config().server.tls {
+        Some(settings) => {
+            Terminator::load(settings).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+        }
+        None => Ok(None),
+    }
+}
+
+/// [`serve`] with TLS set up by the caller, who keeps a handle on it to
+/// reload or watch reloads (`None`: plain HTTP).
+pub async fn serve_with_tls(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    tls: Option<Arc<Terminator>>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    serve_workers(listener, gateway, tls, 1, shutdown).await
+}
+
+/// Serves with `workers` accept loops, this task's and one per extra
+/// thread, each thread with its own single-threaded runtime, all sharing
+/// the listening socket and the connection limits. A runtime per core keeps
+/// a request, its connection and its timers on one thread: no work stealing
+/// and no cross-thread wake-ups on the hot path.
+pub async fn serve_workers(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    tls: Option<Arc<Terminator>>,
+    workers: usize,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
     let settings = gateway.config().server.clone();
-    let builder = connection_builder(&settings);
-    let graceful = GracefulShutdown::new();
+    let reloads = tls.as_ref().map(|t| t.watch());
+    let shared = Arc::new(conn::Listener {
+        gateway: gateway.clone(),
+        builder: connection_builder(&settings),
+        tls,
+        limiter: limits::ConnLimiter::new(&settings.edge),
+    });
     // Health checks and continuity run for as long as the listener does.
     gateway.start_background();
-    tokio::pin!(shutdown);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let others = spawn_workers(&listener, &shared, workers.saturating_sub(1), stop_rx)?;
 
+    accept_loop(listener, shared, settings.shutdown_grace, shutdown).await;
+
+    let _ = stop_tx.send(true);
+    for worker in others {
+        let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+    }
+    if let Some(task) = reloads {
+        task.abort();
+    }
+    gateway.stop_background();
+    Ok(())
+}
+
+/// Accepts until `shutdown`, then lets this loop's connections finish.
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<conn::Listener>,
+    grace: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut backoff = limits::AcceptBackoff::default();
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let conn_info = Arc::new(ConnInfo::new(peer, "http"));
-                    let gw = gateway.clone();
-                    let service = service_fn(move |req| {
-                        let gw = gw.clone();
-                        let conn_info = conn_info.clone();
-                        async move { Ok::<_, Infallible>(gw.handle(&conn_info, req).await) }
-                    });
-                    let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                    let conn = graceful.watch(conn);
-                    tokio::spawn(async move {
-                        if let Err(e) = conn.await {
-                            tracing::debug!(%peer, error = %e, "client connection ended with an error");
-                        }
-                    });
+                    backoff.succeeded();
+                    shared.start(stream, peer, graceful.watcher());
                 }
-                Err(e) => accept_failed(e).await,
+                Err(e) => backoff.failed(e).await,
             },
             () = &mut shutdown => break,
         }
     }
-
     drop(listener);
-    gateway.stop_background();
-    tracing::info!(grace = ?settings.shutdown_grace, "shutting down: no new connections, finishing requests in flight");
-    match tokio::time::timeout(settings.shutdown_grace, graceful.shutdown()).await {
+    tracing::info!(?grace, "shutting down: no new connections, finishing requests in flight");
+    match tokio::time::timeout(grace, graceful.shutdown()).await {
         Ok(()) => tracing::info!("all connections closed"),
         Err(_) => tracing::warn!("grace period over; remaining connections are cut"),
     }
-    Ok(())
 }
 
-/// Out of file descriptors (or a similar resource error) must not spin the
-/// accept loop at 100% CPU: back off briefly and let connections drain.
-async fn accept_failed(e: io::Error) {
-    tracing::warn!(error = %e, "accept failed");
-    tokio::time::sleep(Duration::from_millis(50)).await;
-}
-
-/// Extra accept loops, each on its own thread with a single-threaded
-/// runtime, all sharing `listener`'s socket. A runtime per core keeps a
-/// request, its client connection and its timers on one thread: no work
-/// stealing and no cross-thread wake-ups on the hot path.
-pub fn spawn_workers(
+fn spawn_workers(
     listener: &TcpListener,
-    gateway: &Arc<Gateway>,
+    shared: &Arc<conn::Listener>,
     extra: usize,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> io::Result<Vec<std::thread::JoinHandle<()>>> {
@@ -114,7 +163,8 @@ pub fn spawn_workers(
         let socket = socket2::SockRef::from(listener).try_clone()?;
         let std_listener: std::net::TcpListener = socket.into();
         std_listener.set_nonblocking(true)?;
-        let (gateway, mut stop) = (gateway.clone(), stop.clone());
+        let (shared, mut stop) = (shared.clone(), stop.clone());
+        let grace = shared.gateway.config().server.shutdown_grace;
         let handle = std::thread::Builder::new().name(format!("gateway-worker-{n}")).spawn(move || {
             let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(r) => r,
@@ -128,9 +178,7 @@ pub fn spawn_workers(
                 let stopped = async move {
                     let _ = stop.wait_for(|s| *s).await;
                 };
-                if let Err(e) = serve(listener, gateway, stopped).await {
-                    tracing::error!(error = %e, "worker stopped with an error");
-                }
+                accept_loop(listener, shared, grace, stopped).await;
             });
         })?;
         handles.push(handle);
