@@ -235,3 +235,54 @@ async fn connections_over_the_overall_limit_are_closed_unserved() {
     .await;
     assert_eq!(second, "");
 }
+
+/// CVE-2023-44487: open streams and cancel them at once, over and over.
+/// The gateway must end such a connection (GOAWAY) long before the client
+/// has sent its 2000 resets, and the site must see only a fraction of them.
+#[tokio::test]
+async fn an_http2_rapid_reset_flood_ends_the_connection() {
+    let mut home = Backend::start(|_req| async {
+        std::future::pending::<()>().await;
+        unreachable!()
+    })
+    .await;
+    let gw = TestGateway::start(&one_registry("/", home.addr, "")).await;
+    let tcp = TcpStream::connect(gw.addr).await.unwrap();
+    let (mut client, conn) = h2::client::handshake(tcp).await.unwrap();
+    let conn = tokio::spawn(conn);
+    let mut sent = 0;
+    let flood = async {
+        // Batches of 64: their HEADERS go out together, then their resets,
+        // so the gateway reads many cancelled streams at once.
+        for _ in 0..2000 / 64 {
+            let mut batch = Vec::new();
+            for _ in 0..64 {
+                client = client.ready().await?;
+                let req = http::Request::get(format!("http://{}/x", gw.addr))
+                    .body(())
+                    .unwrap();
+                batch.push(client.send_request(req, true)?.0);
+            }
+            tokio::task::yield_now().await;
+            // Dropping the response futures resets the streams (CANCEL).
+            sent += batch.len();
+            drop(batch);
+            tokio::task::yield_now().await;
+        }
+        Ok::<(), h2::Error>(())
+    };
+    let flood = tokio::time::timeout(Duration::from_secs(20), flood)
+        .await
+        .expect("the flood ran for 20s");
+    let ended = tokio::time::timeout(Duration::from_secs(10), conn)
+        .await
+        .expect("the gateway kept the flooding connection open")
+        .unwrap();
+    let goaway = flood
+        .err()
+        .or(ended.err())
+        .expect("the connection ended cleanly");
+    assert!(goaway.is_go_away() || goaway.is_io(), "{goaway:?}");
+    assert!(sent < 1984, "all {sent} resets were taken");
+    assert!(home.seen_count() < 500);
+}
