@@ -286,3 +286,59 @@ async fn an_http2_rapid_reset_flood_ends_the_connection() {
     assert!(sent < 1984, "all {sent} resets were taken");
     assert!(home.seen_count() < 500);
 }
+
+/// With too few file descriptors the accept loop must wait, not spin, and
+/// serve again once connections close.
+#[test]
+fn running_out_of_file_descriptors_backs_off_instead_of_spinning() {
+    // A port nothing listens on: the gateway answers 502 without waiting.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = one_registry("/", closed, "").replace("[server]", "[server]\nworkers = 1");
+    let gw = crate::fixtures::process::GatewayProcess::start_with_fd_limit(&config, Some(40));
+    // More connections than descriptors: the kernel queues the rest.
+    let held: Vec<std::net::TcpStream> = (0..60)
+        .map(|_| std::net::TcpStream::connect(gw.addr).unwrap())
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = gw
+            .log
+            .recv_timeout(left)
+            .expect("no out-of-resources log line");
+        if line.contains("out of resources") {
+            break;
+        }
+    }
+    let before = gw.cpu_ticks();
+    std::thread::sleep(Duration::from_secs(1)); // the measurement window
+    let used = gw.cpu_ticks() - before;
+    assert!(
+        used < 30,
+        "{used} ticks of CPU in 1s while out of descriptors"
+    );
+
+    drop(held);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut tcp = std::net::TcpStream::connect(gw.addr).unwrap();
+        use std::io::{Read, Write};
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        let _ = tcp.read_to_string(&mut answer);
+        // A 502 (the site refuses) proves the gateway accepts and serves.
+        if answer.starts_with("HTTP/1.1 502") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never served again: {answer:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
