@@ -197,3 +197,89 @@ async fn connections_over_the_overall_limit_are_closed_unserved() {
     let second = probe(gw.addr, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;
     assert_eq!(second, "");
 }
+
+/// CVE-2023-44487: open streams and cancel them at once, over and over.
+/// The gateway must end such a connection (GOAWAY) long before the client
+/// has sent its 2000 resets, and the site must see only a fraction of them.
+#[tokio::test]
+async fn an_http2_rapid_reset_flood_ends_the_connection() {
+    let mut home = Backend::start(|_req| async {
+        std::future::pending::<()>().await;
+        unreachable!()
+    })
+    .await;
+    let gw = TestGateway::start(&one_registry("/", home.addr, "")).await;
+    let tcp = TcpStream::connect(gw.addr).await.unwrap();
+    let (mut client, conn) = h2::client::handshake(tcp).await.unwrap();
+    let conn = tokio::spawn(conn);
+    let mut sent = 0;
+    let flood = async {
+        // Batches of 64: their HEADERS go out together, then their resets,
+        // so the gateway reads many cancelled streams at once.
+        for _ in 0..2000 / 64 {
+            let mut batch = Vec::new();
+            for _ in 0..64 {
+                client = client.ready().await?;
+                let req = http::Request::get(format!("http://{}/x", gw.addr)).body(()).unwrap();
+                batch.push(client.send_request(req, true)?.0);
+            }
+            tokio::task::yield_now().await;
+            // Dropping the response futures resets the streams (CANCEL).
+            sent += batch.len();
+            drop(batch);
+            tokio::task::yield_now().await;
+        }
+        Ok::<(), h2::Error>(())
+    };
+    let flood = tokio::time::timeout(Duration::from_secs(20), flood).await.expect("the flood ran for 20s");
+    let ended = tokio::time::timeout(Duration::from_secs(10), conn)
+        .await
+        .expect("the gateway kept the flooding connection open")
+        .unwrap();
+    let goaway = flood.err().or(ended.err()).expect("the connection ended cleanly");
+    assert!(goaway.is_go_away() || goaway.is_io(), "{goaway:?}");
+    assert!(sent < 1984, "all {sent} resets were taken");
+    assert!(home.seen_count() < 500);
+}
+
+/// With too few file descriptors the accept loop must wait, not spin, and
+/// serve again once connections close.
+#[test]
+fn running_out_of_file_descriptors_backs_off_instead_of_spinning() {
+    // A port nothing listens on: the gateway answers 502 without waiting.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let config = one_registry("/", closed, "").replace("[server]", "[server]\nworkers = 1");
+    let gw = crate::fixtures::process::GatewayProcess::start_with_fd_limit(&config, Some(40));
+    // More connections than descriptors: the kernel queues the rest.
+    let held: Vec<std::net::TcpStream> =
+        (0..60).map(|_| std::net::TcpStream::connect(gw.addr).unwrap()).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = gw.log.recv_timeout(left).expect("no out-of-resources log line");
+        if line.contains("out of resources") {
+            break;
+        }
+    }
+    let before = gw.cpu_ticks();
+    std::thread::sleep(Duration::from_secs(1)); // the measurement window
+    let used = gw.cpu_ticks() - before;
+    assert!(used < 30, "{used} ticks of CPU in 1s while out of descriptors");
+
+    drop(held);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut tcp = std::net::TcpStream::connect(gw.addr).unwrap();
+        use std::io::{Read, Write};
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        let _ = tcp.read_to_string(&mut answer);
+        // A 502 (the site refuses) proves the gateway accepts and serves.
+        if answer.starts_with("HTTP/1.1 502") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never served again: {answer:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

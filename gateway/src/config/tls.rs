@@ -117,15 +117,18 @@ pub(crate) fn compile_server(file: &ServerTlsFile, errors: &mut Errors) -> Optio
             "needs client_ca: without it no client certificate can be verified",
         );
     }
+    // Each value is checked even when an earlier one failed: all errors
+    // are reported together.
     let handshake_timeout = match &file.handshake_timeout {
-        Some(t) => errors.check(&key("handshake_timeout"), parse::duration(t))?,
-        None => Duration::from_secs(10),
+        Some(t) => errors.check(&key("handshake_timeout"), parse::duration(t)),
+        None => Some(Duration::from_secs(10)),
     };
     let reload_check = match file.reload_check.as_deref() {
-        Some("off") => None,
-        Some(t) => Some(errors.check(&key("reload_check"), parse::duration(t))?),
-        None => Some(Duration::from_secs(5)),
+        Some("off") => Some(None),
+        Some(t) => errors.check(&key("reload_check"), parse::duration(t)).map(Some),
+        None => Some(Some(Duration::from_secs(5))),
     };
+    let (handshake_timeout, reload_check) = (handshake_timeout?, reload_check?);
     (certificates.len() == file.certificates.len()).then_some(ServerTls {
         certificates,
         client_ca,
@@ -246,6 +249,33 @@ mod tests {
         assert_eq!(pin(&good), Ok([7u8; 32]));
         assert!(pin("AAAA").unwrap_err().contains("3 bytes"));
         assert!(pin("not base64!").unwrap_err().contains("not base64"));
+    }
+
+    #[test]
+    fn tls_mistakes_are_all_named_by_key_path() {
+        let text = r#"
+[server]
+listen = "127.0.0.1:0"
+[server.tls]
+certificates = [{ cert = "a.crt", key = "", server_names = ["a.*.example"] }]
+require_client_cert = true
+handshake_timeout = "0s"
+[registries.population]
+routes = [{ prefix = "/" }]
+sites.home.backends = ["127.0.0.1:1"]
+sites.home.tls = { client_cert = "c.crt", pin_sha256 = ["AAAA"] }
+"#;
+        let errors = crate::config::from_toml(text).unwrap_err().to_string();
+        for expected in [
+            "server.tls.certificates[0].key: empty path",
+            "server.tls.certificates[0].server_names[0]: invalid server name",
+            "server.tls.require_client_cert: needs client_ca",
+            "server.tls.handshake_timeout: invalid duration",
+            "registries.population.sites.home.tls.ca: required",
+            "registries.population.sites.home.tls.client_key: client_cert is set",
+        ] {
+            assert!(errors.contains(expected), "{expected:?} missing from:\n{errors}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use super::context::RequestContext;
 use super::error::ProxyError;
 use super::forward::Upstream;
+use super::generation::RegistryState;
 use super::replay::RequestBody;
 use super::request::UpstreamHead;
 use crate::admin::metrics::Metrics;
@@ -38,8 +39,7 @@ enum Next<'a> {
 /// dying home cannot double the load; a request whose body is not kept is
 /// never retried.
 pub async fn forward<'a>(
-    sites: &'a RegistrySites,
-    upstream: &Upstream,
+    registry: &'a RegistryState,
     plan: &[usize],
     mut head: UpstreamHead,
     mut body: RequestBody,
@@ -47,6 +47,7 @@ pub async fn forward<'a>(
     ctx: &mut RequestContext,
     metrics: &Metrics,
 ) -> Result<Answer<'a>, ProxyError> {
+    let (sites, upstream) = (&*registry.sites, &registry.upstream);
     let registry = &*sites.registry.name;
     sites.deposit_retry_budget();
     let mut held: Option<Answer<'a>> = None;

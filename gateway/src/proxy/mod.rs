@@ -138,17 +138,7 @@ impl Generation {
         let head = request::upstream_head(&mut parts, ctx, conn, routed.route, limits, self)?;
         let replay_cap = routed.registry.continuity.replay_buffer;
         let body = RequestBody::prepare(incoming, &head.headers, replay_cap, limits, ctx.deadline).await?;
-        let answer = attempt::forward(
-            &registry.sites,
-            &registry.upstream,
-            &plan,
-            head,
-            body,
-            idempotent,
-            ctx,
-            metrics,
-        )
-        .await?;
+        let answer = attempt::forward(registry, &plan, head, body, idempotent, ctx, metrics).await?;
 
         Ok(respond::from_upstream(answer, &registry.sites, &self.via, &self.config.server))
     }

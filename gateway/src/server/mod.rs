@@ -44,7 +44,7 @@ fn connection_builder(settings: &ServerSettings) -> auto::Builder<TokioExecutor>
         // Rapid reset (CVE-2023-44487): streams a client opens and cancels
         // before they are served, and streams it makes the server reset,
         // end the connection with GOAWAY past these counts.
-        .max_pending_accept_reset_streams(Some(32))
+        .max_pending_accept_reset_streams(Some(20))
         .max_local_error_reset_streams(Some(256));
     builder
 }
