@@ -225,3 +225,35 @@ async fn sighup_reloads_the_configuration_file() {
     assert!(reloaded);
     assert_eq!(get(&url).await.text(), "b");
 }
+
+#[tokio::test]
+async fn every_metric_on_the_grafana_dashboard_is_exported() {
+    let embassy = Backend::named("embassy").await;
+    let extra = format!("sites.embassy-lu.backends = [\"{}\"]", embassy.addr);
+    let toml = config(closed_port().await, "/", &extra);
+    let gw = TestGateway::start(&toml).await;
+    get(&gw.url("/people/1")).await; // a retry after a refused connection
+    let bad =
+        Request::get(gw.url("/people/1")).header("via", "1.1 data-embassy-gateway").body(empty()).unwrap();
+    send(&h1_client(), bad).await; // an error the gateway answers itself
+    gw.gateway.reload(gateway::config::from_toml(&toml).unwrap()).unwrap();
+    let text = admin(&gw, Method::GET, "/metrics").await.text();
+
+    let dashboard =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../ops/grafana-dashboard.json"))
+            .unwrap();
+    let names: std::collections::BTreeSet<String> = regex::Regex::new(r"gateway_[a-z_]+")
+        .unwrap()
+        .find_iter(&dashboard)
+        .map(|m| m.as_str().trim_end_matches("_bucket").to_string())
+        .collect();
+    // Only appears once a retry budget has run dry.
+    let rare = ["gateway_retry_budget_exhausted_total"];
+    for name in names.iter().filter(|n| !rare.contains(&n.as_str())) {
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "the dashboard plots {name}, which is not exported"
+        );
+    }
+    assert!(names.len() >= 10, "{names:?}");
+}
