@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -38,6 +38,9 @@ const POPULATION_RECORD: &str = concat!(
     r#""updated_at":"2024-11-20T09:15:00Z"}"#
 );
 
+/// The response header naming the backend (`bench-backend --name`).
+pub static BACKEND_NAME: HeaderName = HeaderName::from_static("x-backend-name");
+
 pub fn population_record() -> Bytes {
     Bytes::from_static(POPULATION_RECORD.as_bytes())
 }
@@ -46,10 +49,21 @@ struct Responses {
     record: Bytes,
     health: Bytes,
     served: Arc<AtomicU64>,
+    /// Stamped as `x-backend-name` so a client behind any proxy can tell
+    /// which backend (home or embassy) answered.
+    name: Option<HeaderValue>,
 }
 
 impl Responses {
     fn respond(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        let mut resp = self.answer(req);
+        if let Some(name) = &self.name {
+            resp.headers_mut().insert(BACKEND_NAME.clone(), name.clone());
+        }
+        resp
+    }
+
+    fn answer(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         self.served.fetch_add(1, Ordering::Relaxed);
         // HEAD shares GET's answer; hyper omits the body on the wire.
         if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -69,10 +83,21 @@ impl Responses {
 /// drains connections for at most [`DRAIN_TIMEOUT`]. Every answered request
 /// increments `served`, which tests compare with the client's count.
 pub async fn serve(listener: TcpListener, served: Arc<AtomicU64>, shutdown: impl Future<Output = ()>) {
+    serve_named(listener, served, None, shutdown).await;
+}
+
+/// As [`serve`], stamping every response with `x-backend-name: name`.
+pub async fn serve_named(
+    listener: TcpListener,
+    served: Arc<AtomicU64>,
+    name: Option<HeaderValue>,
+    shutdown: impl Future<Output = ()>,
+) {
     let responses = Arc::new(Responses {
         record: population_record(),
         health: Bytes::from_static(br#"{"status":"ok"}"#),
         served,
+        name,
     });
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();

@@ -19,6 +19,10 @@ struct Args {
     /// Runtime threads: 1 is a current-thread runtime, more a multi-thread one.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: u16,
+    /// Stamp every response with `x-backend-name: NAME` (home, embassy, ...),
+    /// so load results show which backend served behind any proxy.
+    #[arg(long)]
+    name: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,7 +47,8 @@ fn main() -> anyhow::Result<()> {
                 _ = int.recv() => {}
             }
         };
-        backend::serve(listener, Arc::clone(&served), shutdown).await;
+        let name = args.name.as_deref().map(http::HeaderValue::from_str).transpose().context("--name")?;
+        backend::serve_named(listener, Arc::clone(&served), name, shutdown).await;
         eprintln!("bench-backend: shutting down after {} requests", served.load(Ordering::Relaxed));
         Ok(())
     })
