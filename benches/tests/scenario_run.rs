@@ -185,3 +185,16 @@ fn check_outputs(r: &TargetResult) {
     assert_eq!(plot.matches("<polyline").count(), 5);
     assert!(plot.contains(">home-down</text>"));
 }
+
+#[test]
+fn shipped_scenarios_parse() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        scenario::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        seen += 1;
+    }
+    assert!(seen >= 3, "{seen} scenarios in {dir}");
+}
