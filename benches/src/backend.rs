@@ -52,10 +52,26 @@ struct Responses {
     /// Stamped as `x-backend-name` so a client behind any proxy can tell
     /// which backend (home or embassy) answered.
     name: Option<HeaderValue>,
+    crash_path: Option<String>,
+}
+
+/// How a backend presents itself (all off by default).
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Stamped as `x-backend-name` on every response.
+    pub name: Option<HeaderValue>,
+    /// A request for this path ends the process at once, without a
+    /// response: the kernel resets its connections and the port refuses,
+    /// as when a site dies (SIGKILL), but timed by the load tool's event.
+    pub crash_path: Option<String>,
 }
 
 impl Responses {
     fn respond(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        if self.crash_path.as_deref() == Some(req.uri().path()) {
+            eprintln!("bench-backend: crash requested by {}", req.uri().path());
+            std::process::exit(137);
+        }
         let mut resp = self.answer(req);
         if let Some(name) = &self.name {
             resp.headers_mut().insert(BACKEND_NAME.clone(), name.clone());
@@ -83,21 +99,22 @@ impl Responses {
 /// drains connections for at most [`DRAIN_TIMEOUT`]. Every answered request
 /// increments `served`, which tests compare with the client's count.
 pub async fn serve(listener: TcpListener, served: Arc<AtomicU64>, shutdown: impl Future<Output = ()>) {
-    serve_named(listener, served, None, shutdown).await;
+    serve_with(listener, served, Options::default(), shutdown).await;
 }
 
-/// As [`serve`], stamping every response with `x-backend-name: name`.
-pub async fn serve_named(
+/// As [`serve`], with a name stamp or a crash path (see [`Options`]).
+pub async fn serve_with(
     listener: TcpListener,
     served: Arc<AtomicU64>,
-    name: Option<HeaderValue>,
+    options: Options,
     shutdown: impl Future<Output = ()>,
 ) {
     let responses = Arc::new(Responses {
         record: population_record(),
         health: Bytes::from_static(br#"{"status":"ok"}"#),
         served,
-        name,
+        name: options.name,
+        crash_path: options.crash_path,
     });
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();

@@ -16,8 +16,9 @@ async fn bench_backend(name: &str) -> (String, Arc<AtomicU64>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let served = Arc::new(AtomicU64::new(0));
-    let header = Some(http::HeaderValue::from_str(name).unwrap());
-    tokio::spawn(backend::serve_named(listener, Arc::clone(&served), header, std::future::pending()));
+    let options =
+        backend::Options { name: Some(http::HeaderValue::from_str(name).unwrap()), crash_path: None };
+    tokio::spawn(backend::serve_with(listener, Arc::clone(&served), options, std::future::pending()));
     (url, served)
 }
 

@@ -23,6 +23,10 @@ struct Args {
     /// so load results show which backend served behind any proxy.
     #[arg(long)]
     name: Option<String>,
+    /// A request for this path (e.g. /__crash) kills the process at once,
+    /// with no response: for failover measurements. Off unless given.
+    #[arg(long)]
+    crash_path: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,7 +52,8 @@ fn main() -> anyhow::Result<()> {
             }
         };
         let name = args.name.as_deref().map(http::HeaderValue::from_str).transpose().context("--name")?;
-        backend::serve_named(listener, Arc::clone(&served), name, shutdown).await;
+        let options = backend::Options { name, crash_path: args.crash_path.clone() };
+        backend::serve_with(listener, Arc::clone(&served), options, shutdown).await;
         eprintln!("bench-backend: shutting down after {} requests", served.load(Ordering::Relaxed));
         Ok(())
     })
