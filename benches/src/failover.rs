@@ -2,9 +2,8 @@
 //! down the first response came from another site, how many requests failed
 //! meanwhile, and how long until failures stopped.
 //!
-//! Times come from 10 ms slots of completion time, so they are exact to one
-//! slot. The clock starts when the "down" event's request was *sent*: the
-//! switch takes effect within that request, well inside one slot.
+//! Times come from 1 ms slots of completion time, so they are exact to one
+//! slot. The clock starts when the "down" event's request was *sent*.
 
 use serde::Serialize;
 
@@ -98,7 +97,7 @@ mod tests {
         assert_eq!(r.first_other_site_ms, Some(250));
         assert_eq!(r.failed_until_other_site, 3);
         assert_eq!(r.failed_while_down, 3);
-        assert_eq!(r.recovered_ms, 210);
+        assert_eq!(r.recovered_ms, 201);
         assert_eq!(r.failed_before_down, 0);
         assert_eq!(r.back_home_ms, Some(120));
     }

@@ -136,13 +136,10 @@ pub async fn run(scenario: &Scenario, base: &str, progress: bool) -> anyhow::Res
         per_class[0].unsent += unsent;
     }
     let closed_at = last_done.unwrap_or(shared.end);
-    let shared = Arc::try_unwrap(shared).map_err(|_| anyhow::anyhow!("a load task outlived the run"))?;
-    Ok(Outcome {
-        per_class,
-        timeline: shared.timeline.into_inner().unwrap_or_else(|p| p.into_inner()),
-        elapsed: closed_at.saturating_duration_since(start),
-        events,
-    })
+    // Taken out rather than unwrapping the Arc: the aborted progress task
+    // may still hold its reference until the runtime drops it.
+    let timeline = std::mem::replace(&mut *lock(&shared), Timeline::new(0));
+    Ok(Outcome { per_class, timeline, elapsed: closed_at.saturating_duration_since(start), events })
 }
 
 /// The next request number and when it is due; `None` once the run is over.

@@ -1,4 +1,4 @@
-//! What happened when: completions in 10 ms slots (ok, failed, by serving
+//! What happened when: completions in 1 ms slots (ok, failed, by serving
 //! site) and per-second latency, for the plot, the per-second table and the
 //! failover analysis.
 //!
@@ -12,8 +12,8 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 /// Resolution of the failover timings.
-pub const SLOT: Duration = Duration::from_millis(10);
-const SLOTS_PER_SECOND: usize = 100;
+pub const SLOT: Duration = Duration::from_millis(1);
+const SLOTS_PER_SECOND: usize = 1000;
 
 /// One response or failure, as the timeline sees it.
 pub struct Sample<'a> {
@@ -104,7 +104,7 @@ impl Timeline {
         }
     }
 
-    /// Number of 10 ms slots that saw anything.
+    /// Number of 1 ms slots up to the last that saw anything.
     pub fn slots(&self) -> usize {
         let site_len = self.sites.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
         self.ok.len().max(self.failed.len()).max(site_len)
@@ -189,8 +189,8 @@ mod tests {
         assert_eq!((rows[1].completed, rows[1].failed), (2, 1));
         assert_eq!(rows[1].by_site, vec![("home".to_string(), 0), ("embassy-lu".to_string(), 1)]);
         assert_eq!(rows[2].completed, 0);
-        assert_eq!(t.failed_at(100), 1);
-        assert_eq!(t.other_sites_at("home", 150), 1);
+        assert_eq!(t.failed_at(1_001), 1);
+        assert_eq!(t.other_sites_at("home", 1_500), 1);
         assert!(rows[0].p99_us.abs_diff(2_000) <= 20, "{}", rows[0].p99_us);
     }
 }
