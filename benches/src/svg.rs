@@ -19,6 +19,8 @@ const GAP: f64 = 60.0;
 struct Series<'a> {
     label: &'a str,
     colour: &'a str,
+    /// Dashed: the plan drawn under the measurement, which stays visible.
+    dashed: bool,
     points: Vec<f64>,
 }
 
@@ -47,28 +49,32 @@ pub fn render(r: &TargetResult) -> String {
     let title = format!("{} against {} ({})", r.scenario, r.target, r.url);
     let _ = writeln!(out, r#"<text x="{LEFT}" y="20" font-size="14">{}</text>"#, escape(&title));
     let throughput = vec![
+        Series { label: "planned/s", colour: "#999999", dashed: true, points: r.planned_rate.clone() },
         Series {
             label: "completed/s",
             colour: "#1f77b4",
+            dashed: false,
             points: r.timeline.iter().map(|s| f64::from(s.completed)).collect(),
         },
         Series {
             label: "failed/s",
             colour: "#d62728",
+            dashed: false,
             points: r.timeline.iter().map(|s| f64::from(s.failed)).collect(),
         },
-        Series { label: "planned/s", colour: "#999999", points: r.planned_rate.clone() },
     ];
     panel(&mut out, TOP, "requests per second", &throughput, r.timeline.len());
     let latency = vec![
         Series {
             label: "p50 ms",
             colour: "#2ca02c",
+            dashed: false,
             points: r.timeline.iter().map(|s| s.p50_us as f64 / 1000.0).collect(),
         },
         Series {
             label: "p99 ms",
             colour: "#ff7f0e",
+            dashed: false,
             points: r.timeline.iter().map(|s| s.p99_us as f64 / 1000.0).collect(),
         },
     ];
@@ -131,9 +137,10 @@ fn panel(out: &mut String, top: f64, title: &str, series: &[Series<'_>], seconds
             .map(|(x, v)| format!("{:.1},{:.1}", x_of(x as f64 + 0.5, seconds), y_of(*v)))
             .collect();
         if !points.is_empty() {
+            let dash = if s.dashed { r#" stroke-dasharray="6 4""# } else { "" };
             let _ = writeln!(
                 out,
-                r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#,
+                r#"<polyline fill="none" stroke="{}" stroke-width="2"{dash} points="{}"/>"#,
                 s.colour,
                 points.join(" ")
             );
