@@ -33,6 +33,8 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/failover-bench.XXXXXX")
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 mkdir -p "$RESULTS_DIR/logs"
+# Absolute: nginx resolves relative paths against its own prefix.
+RESULTS_DIR=$(cd "$RESULTS_DIR" && pwd)
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then cargo build --release -p gateway -p gateway-bench; fi
 read -r LOADAVG _ </proc/loadavg
 log "load average before the run: $LOADAVG"

@@ -33,6 +33,8 @@ trap 'exit 130' INT TERM
 
 [[ -f $SCENARIO ]] || die "no scenario at $SCENARIO"
 mkdir -p "$RESULTS_DIR/logs"
+# Absolute: nginx resolves relative paths against its own prefix.
+RESULTS_DIR=$(cd "$RESULTS_DIR" && pwd)
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then cargo build --release -p gateway -p gateway-bench; fi
 read -r LOADAVG _ </proc/loadavg
 log "load average before the run: $LOADAVG (other work on the machine distorts results)"
@@ -67,7 +69,7 @@ for target in $TARGETS; do
         if find_bin nginx >/dev/null; then
             write_nginx_conf "$TMP/nginx" "$NGINX_PORT" "$BACKEND_PORT"
             cp "$TMP/nginx/nginx.conf" "$RESULTS_DIR/logs/"
-            run_one nginx "$NGINX_PORT" "$(find_bin nginx)" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf"
+            run_one nginx "$NGINX_PORT" "$(find_bin nginx)" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$RESULTS_DIR/logs/nginx-error.log"
         else log "nginx is not installed (apt-get install nginx-light); skipped"; fi
         ;;
     haproxy)
