@@ -20,9 +20,10 @@ pub struct FailoverReport {
     pub failed_until_other_site: u64,
     /// Failed requests from home down until it came back (or the end).
     pub failed_while_down: u64,
-    /// Home down -> end of the last slot with a failure while it was down
-    /// (0: nothing failed).
-    pub recovered_ms: u64,
+    /// Home down -> the first successful response after the last failure
+    /// while home was down (or after the down, if nothing failed): how long
+    /// citizens waited for service, stalls included.
+    pub recovered_ms: Option<u64>,
     /// Failed requests before home went down (should be 0).
     pub failed_before_down: u64,
     pub up_at_ms: Option<u64>,
@@ -45,6 +46,7 @@ pub fn analyse(spec: &Failover, events: &[EventResult], t: &Timeline) -> Option<
     let first_other = (down..end).find(|&s| t.other_sites_at(&spec.home_site, s) > 0);
     let failed = |from: usize, to: usize| (from..to).map(|s| u64::from(t.failed_at(s))).sum::<u64>();
     let last_failure = (down..up.min(end)).rev().find(|&s| t.failed_at(s) > 0);
+    let recovered = (last_failure.map_or(down, |s| s + 1)..end).find(|&s| t.ok_at(s) > 0);
     let back_home = up_at_ms.and_then(|u| {
         let up_slot = (u / slot_ms) as usize;
         (up_slot..end)
@@ -56,7 +58,7 @@ pub fn analyse(spec: &Failover, events: &[EventResult], t: &Timeline) -> Option<
         first_other_site_ms: first_other.map(since_down),
         failed_until_other_site: failed(down, first_other.map_or(end, |s| s + 1)),
         failed_while_down: failed(down, up.min(end)),
-        recovered_ms: last_failure.map_or(0, |s| since_down(s + 1)),
+        recovered_ms: recovered.map(since_down),
         failed_before_down: failed(0, down),
         up_at_ms,
         back_home_ms: back_home,
@@ -97,7 +99,7 @@ mod tests {
         assert_eq!(r.first_other_site_ms, Some(250));
         assert_eq!(r.failed_until_other_site, 3);
         assert_eq!(r.failed_while_down, 3);
-        assert_eq!(r.recovered_ms, 201);
+        assert_eq!(r.recovered_ms, Some(250));
         assert_eq!(r.failed_before_down, 0);
         assert_eq!(r.back_home_ms, Some(120));
     }
