@@ -249,3 +249,29 @@ pub fn csv_field(s: &str) -> String {
         s.to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+
+    #[test]
+    fn class_row_percentiles_of_a_uniform_distribution() {
+        let mut stats = Stats::new();
+        for us in 1..=1000 {
+            stats.record_response(StatusCode::OK, Duration::from_micros(us), 0);
+        }
+        stats.record_error(crate::stats::ErrorKind::Timeout);
+        let row = ClassRow::new("read", &stats, Duration::from_secs(4));
+        assert_eq!((row.p50_us, row.p90_us, row.p99_us, row.p999_us, row.max_us), (500, 900, 990, 999, 1000));
+        assert_eq!((row.requests, row.errors), (1000, 1));
+        assert!((row.rps - 250.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_only_when_needed() {
+        assert_eq!(csv_field("read"), "read");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+}

@@ -92,6 +92,20 @@ async fn closed_loop_side_by_side_compares_with_the_baseline() {
     assert!(table.contains("ratios to \"direct\""), "{table}");
 }
 
+#[tokio::test]
+async fn h2_scenario_counts_every_request() {
+    let load = r#"load = { mode = "closed", connections = 2, duration = "200ms" }"#;
+    let text = scenario_text(load, "").replace("timeout = \"5s\"", "timeout = \"5s\"\nh2 = true");
+    let sc = scenario::parse(&text).unwrap();
+    assert!(sc.h2);
+    let (url, served) = bench_backend("home").await;
+    let outcome = runner::run(&sc, &url, false).await.unwrap();
+    let r = TargetResult::new(&sc, "direct", &url, &outcome).unwrap();
+    assert!(r.total.requests > 0);
+    assert_eq!(r.total.requests, served.load(Ordering::Relaxed));
+    assert_eq!(r.total.errors, 0);
+}
+
 /// A site pair behind one port: answers as "home" until `POST /down`, then
 /// fails exactly `failures` requests with 503 and answers as "embassy".
 async fn failing_over_server(failures: u64) -> String {
