@@ -160,8 +160,28 @@ impl TargetResult {
         }
         if let Some(f) = &self.failover {
             render_failover(&mut out, f);
+            self.render_seconds(&mut out);
         }
         out
+    }
+
+    /// The per-second timeline, for runs where what happened when matters.
+    fn render_seconds(&self, out: &mut String) {
+        let _ =
+            writeln!(out, "{:>6} {:>9} {:>7} {:>9}  served by", "second", "completed", "failed", "p99 ms");
+        for r in &self.timeline {
+            let sites: Vec<String> =
+                r.by_site.iter().filter(|(_, n)| *n > 0).map(|(s, n)| format!("{s}={n}")).collect();
+            let _ = writeln!(
+                out,
+                "{:>6} {:>9} {:>7} {:>9.3}  {}",
+                r.second,
+                r.completed,
+                r.failed,
+                ms(r.p99_us),
+                sites.join(" ")
+            );
+        }
     }
 
     /// Per-class summary rows.
