@@ -20,9 +20,9 @@ pub struct FailoverReport {
     pub failed_until_other_site: u64,
     /// Failed requests from home down until it came back (or the end).
     pub failed_while_down: u64,
-    /// Home down -> the first successful response after the last failure
-    /// while home was down (or after the down, if nothing failed): how long
-    /// citizens waited for service, stalls included.
+    /// Home down -> the first response from another site after the last
+    /// failure while home was down (or after the down, if nothing failed):
+    /// how long citizens waited for service, stalls included.
     pub recovered_ms: Option<u64>,
     /// Failed requests before home went down (should be 0).
     pub failed_before_down: u64,
@@ -46,7 +46,10 @@ pub fn analyse(spec: &Failover, events: &[EventResult], t: &Timeline) -> Option<
     let first_other = (down..end).find(|&s| t.other_sites_at(&spec.home_site, s) > 0);
     let failed = |from: usize, to: usize| (from..to).map(|s| u64::from(t.failed_at(s))).sum::<u64>();
     let last_failure = (down..up.min(end)).rev().find(|&s| t.failed_at(s) > 0);
-    let recovered = (last_failure.map_or(down, |s| s + 1)..end).find(|&s| t.ok_at(s) > 0);
+    // A success still from home in the instant before the cut is no recovery:
+    // recovered means another site answering with no failure after it.
+    let recovered =
+        (last_failure.map_or(down, |s| s + 1)..end).find(|&s| t.other_sites_at(&spec.home_site, s) > 0);
     let back_home = up_at_ms.and_then(|u| {
         let up_slot = (u / slot_ms) as usize;
         (up_slot..end)

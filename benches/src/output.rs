@@ -250,7 +250,7 @@ fn render_failover(out: &mut String, f: &FailoverReport) {
     let _ = writeln!(out, "  time to first response from another site  {}", opt(f.first_other_site_ms));
     let _ = writeln!(out, "  failed requests until then                {}", f.failed_until_other_site);
     let _ = writeln!(out, "  failed requests while home was down       {}", f.failed_while_down);
-    let _ = writeln!(out, "  time to recover (first success after)     {}", opt(f.recovered_ms));
+    let _ = writeln!(out, "  time to recover (other site, no failures) {}", opt(f.recovered_ms));
     let _ = writeln!(out, "  failed requests before home went down     {}", f.failed_before_down);
     if f.up_at_ms.is_some() {
         let _ = writeln!(out, "  home up -> first home-served response     {}", opt(f.back_home_ms));

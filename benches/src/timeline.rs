@@ -110,10 +110,6 @@ impl Timeline {
         self.ok.len().max(self.failed.len()).max(site_len)
     }
 
-    pub fn ok_at(&self, slot: usize) -> u32 {
-        self.ok.get(slot).copied().unwrap_or(0)
-    }
-
     pub fn failed_at(&self, slot: usize) -> u32 {
         self.failed.get(slot).copied().unwrap_or(0)
     }
