@@ -128,11 +128,17 @@ impl BackendState {
         Transition::Ejected { for_, reason }
     }
 
+    /// `rise` passing checks in a row make the backend healthy and lift an
+    /// outlier ejection early (as Envoy's default does): the checks are the
+    /// better evidence once they run, and a doubled ejection would otherwise
+    /// keep a recovered home out long after it came back. The growing
+    /// ejection time is what protects sites without active checks.
     pub fn check_passed(&self, rise: u32) -> Option<Transition> {
         self.check_fail.store(0, Relaxed);
         let ok = self.check_ok.fetch_add(1, Relaxed) + 1;
         (!self.healthy() && ok >= rise).then(|| {
             self.healthy.store(true, Relaxed);
+            self.ejected_until_ms.store(0, Relaxed);
             Transition::BecameHealthy
         })
     }
@@ -183,6 +189,23 @@ mod tests {
         assert!(b.record_5xx(&outlier(), true).is_none());
         assert!(matches!(b.record_5xx(&outlier(), true), Some(Transition::Ejected { .. })));
         assert!(!b.healthy(), "with active checks an ejected backend waits for them");
+    }
+
+    #[test]
+    fn passing_active_checks_lift_an_ejection_before_its_time() {
+        let b = BackendState::new("127.0.0.1:1".parse().unwrap());
+        let long = Outlier {
+            base_ejection: Duration::from_secs(600),
+            max_ejection: Duration::from_secs(600),
+            ..outlier()
+        };
+        for _ in 0..long.consecutive_failures {
+            b.record_failure(&long, true, "refused");
+        }
+        assert!(!b.usable(now_ms()), "ejected and unhealthy");
+        assert_eq!(b.check_passed(2), None, "one check is not yet a rise of 2");
+        assert_eq!(b.check_passed(2), Some(Transition::BecameHealthy));
+        assert!(b.usable(now_ms()), "the checks brought it back; the 600 s ejection no longer holds");
     }
 
     #[test]
