@@ -1,0 +1,69 @@
+//! Spill-over: when home is saturated (requests would queue, or its recent
+//! latency is over the threshold) and an embassy in the plan is healthy,
+//! fresh enough and has room, the request goes to that embassy first.
+//! Reads only, unless the write policy already lets the embassy take
+//! writes (the plan holds only sites that may take the request).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::queue::SiteLimiter;
+use crate::config::burst::Spill;
+use crate::config::{Freshness, SiteKind};
+use crate::sites::backend::now_ms;
+use crate::sites::RegistrySites;
+
+/// How long after the last spilled request the registry still shows the
+/// `spill` continuity state: long enough for an operator to see it.
+const SHOWN_FOR_MS: u64 = 2_000;
+
+/// When a registry last spilled, for the admin status.
+#[derive(Debug, Default)]
+pub struct SpillMark(AtomicU64);
+
+impl SpillMark {
+    pub fn mark(&self) {
+        self.0.store(now_ms(), Ordering::Relaxed);
+    }
+
+    pub fn active(&self) -> bool {
+        let last = self.0.load(Ordering::Relaxed);
+        last != 0 && now_ms().saturating_sub(last) < SHOWN_FOR_MS
+    }
+}
+
+fn saturated(home: &SiteLimiter, spill: &Spill) -> bool {
+    let position = home.position();
+    (position > 0 && position >= spill.queue_depth as usize)
+        || spill.latency.zip(home.latency()).is_some_and(|(limit, seen)| seen > limit)
+}
+
+fn fresh_enough(freshness: &Freshness, spill: &Spill) -> bool {
+    match freshness {
+        Freshness::Live => true,
+        Freshness::Replica { max_lag } => spill.max_lag.is_some_and(|ok| *max_lag <= ok),
+        Freshness::Snapshot(_) => false,
+    }
+}
+
+/// Reorders `plan` to put an embassy first when home is saturated; returns
+/// the embassy's index when it did.
+pub fn choose(
+    plan: &mut Vec<usize>,
+    sites: &RegistrySites,
+    limiters: &[std::sync::Arc<SiteLimiter>],
+    spill: &Spill,
+) -> Option<usize> {
+    if plan.first() != Some(&0) || !saturated(limiters.first()?, spill) {
+        return None;
+    }
+    let pos = plan.iter().position(|&i| {
+        let spec = &sites.pools[i].spec;
+        spec.kind == SiteKind::Embassy
+            && fresh_enough(&spec.freshness, spill)
+            && limiters.get(i).is_some_and(|l| l.position() == 0)
+    })?;
+    let site = plan.remove(pos);
+    plan.insert(0, site);
+    sites.spill.mark();
+    Some(site)
+}
