@@ -49,6 +49,11 @@ impl RegistryState {
         }
     }
 
+    /// The burst admission state, for the admin API and tests.
+    pub fn admission(&self) -> Option<&crate::burst::Admission> {
+        self.admission.as_ref()
+    }
+
     pub fn stop(&self) {
         self.tasks.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
