@@ -104,7 +104,7 @@ impl Admission {
             return Ok((Slot { permit: None, spilled_to: None }, Duration::ZERO));
         }
         let spilled_to =
-            self.settings.spill.as_ref().and_then(|s| spill::choose(plan, sites, &self.limiters, s));
+            self.settings.spill.as_ref().and_then(|s| spill::choose(plan, sites, &self.limiters, s, class));
         let Some(limiter) = plan.first().and_then(|&i| self.limiters.get(i)) else {
             return Ok((Slot { permit: None, spilled_to }, Duration::ZERO));
         };

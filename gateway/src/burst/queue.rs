@@ -134,8 +134,12 @@ impl SiteLimiter {
         st.queued() + usize::from(st.in_flight >= self.limit())
     }
 
-    pub fn in_flight(&self) -> usize {
-        self.lock().in_flight
+    /// Whether a request of `class` arriving now would have to wait, and
+    /// how many requests wait already.
+    pub fn would_wait(&self, class: usize) -> (bool, usize) {
+        let st = self.lock();
+        let ahead: usize = st.waiting[..=class.min(st.waiting.len() - 1)].iter().map(VecDeque::len).sum();
+        (ahead > 0 || !self.can_start(&st, class), st.queued())
     }
 
     /// Smoothed slot holding time (the site's recent latency).

@@ -31,9 +31,12 @@ impl SpillMark {
     }
 }
 
-fn saturated(home: &SiteLimiter, spill: &Spill) -> bool {
-    let position = home.position();
-    (position > 0 && position >= spill.queue_depth as usize)
+/// Home is saturated for `class` when a request of it would wait behind
+/// at least `queue_depth - 1` others, or home's recent latency is over the
+/// threshold.
+fn saturated(home: &SiteLimiter, class: usize, spill: &Spill) -> bool {
+    let (wait, queued) = home.would_wait(class);
+    (wait && queued + 1 >= spill.queue_depth as usize)
         || spill.latency.zip(home.latency()).is_some_and(|(limit, seen)| seen > limit)
 }
 
@@ -52,15 +55,16 @@ pub fn choose(
     sites: &RegistrySites,
     limiters: &[std::sync::Arc<SiteLimiter>],
     spill: &Spill,
+    class: usize,
 ) -> Option<usize> {
-    if plan.first() != Some(&0) || !saturated(limiters.first()?, spill) {
+    if plan.first() != Some(&0) || !saturated(limiters.first()?, class, spill) {
         return None;
     }
     let pos = plan.iter().position(|&i| {
         let spec = &sites.pools[i].spec;
         spec.kind == SiteKind::Embassy
             && fresh_enough(&spec.freshness, spill)
-            && limiters.get(i).is_some_and(|l| l.position() == 0)
+            && limiters.get(i).is_some_and(|l| !l.would_wait(class).0)
     })?;
     let site = plan.remove(pos);
     plan.insert(0, site);
