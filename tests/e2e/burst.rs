@@ -120,6 +120,11 @@ classes = [
         let gw = gw.clone();
         tokio::spawn(async move { request(&gw, method, path).await })
     };
+    // Submissions are flowing: their reservation holds while they do.
+    let first = spawn(Method::POST, "/tax/declarations/2024");
+    home.next_seen().await;
+    gate.add_permits(1);
+    assert_eq!(first.await.unwrap().status, 200);
     // One browse holds a slot; the other slot is reserved for submissions.
     let browse1 = spawn(Method::GET, "/tax/rates");
     home.next_seen().await;

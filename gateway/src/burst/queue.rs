@@ -10,7 +10,9 @@
 //! Reserved shares: class `c` keeps `ceil(share_c * limit)` slots. A lower
 //! class may take a slot only while enough free slots remain to cover the
 //! unused reservations of every higher class, so submissions still find
-//! room when browsing saturates the site.
+//! room when browsing saturates the site. A reservation holds only for a
+//! class seen at this site within the last second: an embassy that never
+//! gets submissions (writes stay home) does not keep slots idle for them.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -22,6 +24,7 @@ use tokio::time::Instant;
 
 use super::adaptive::Gradient2;
 use crate::config::burst::Concurrency;
+use crate::sites::backend::now_ms;
 
 /// Why a request got no slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +82,11 @@ pub struct SiteLimiter {
     next_id: AtomicU64,
     /// Smoothed time a slot is held, in microseconds (0: not known yet).
     service_us: AtomicU64,
+    /// Per class: when a request of it last arrived (ms since the epoch).
+    seen_ms: Vec<AtomicU64>,
 }
+
+const RESERVATION_HOLDS_MS: u64 = 1_000;
 
 impl std::fmt::Debug for SiteLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -117,6 +124,7 @@ impl SiteLimiter {
             }),
             next_id: AtomicU64::new(0),
             service_us: AtomicU64::new(0),
+            seen_ms: (0..classes).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -134,12 +142,12 @@ impl SiteLimiter {
         st.queued() + usize::from(st.in_flight >= self.limit())
     }
 
-    /// Whether a request of `class` arriving now would have to wait, and
-    /// how many requests wait already.
-    pub fn would_wait(&self, class: usize) -> (bool, usize) {
+    /// Whether a request of `class` arriving now would have to wait, how
+    /// many of its class or higher wait before it, and how many wait in all.
+    pub fn would_wait(&self, class: usize) -> (bool, usize, usize) {
         let st = self.lock();
         let ahead: usize = st.waiting[..=class.min(st.waiting.len() - 1)].iter().map(VecDeque::len).sum();
-        (ahead > 0 || !self.can_start(&st, class), st.queued())
+        (ahead > 0 || !self.can_start(&st, class), ahead, st.queued())
     }
 
     /// Smoothed slot holding time (the site's recent latency).
@@ -153,10 +161,16 @@ impl SiteLimiter {
     fn can_start(&self, st: &State, class: usize) -> bool {
         let limit = self.limit();
         let free = limit.saturating_sub(st.in_flight);
-        let held_back: usize = (0..class)
+        free > self.held_back(st, class, limit)
+    }
+
+    /// Free slots kept for the higher classes' unused reservations.
+    fn held_back(&self, st: &State, class: usize, limit: usize) -> usize {
+        let now = now_ms();
+        (0..class)
+            .filter(|&i| now.saturating_sub(self.seen_ms[i].load(Ordering::Relaxed)) < RESERVATION_HOLDS_MS)
             .map(|i| ((self.shares[i] * limit as f64).ceil() as usize).saturating_sub(st.by_class[i]))
-            .sum();
-        free > held_back
+            .sum()
     }
 
     fn take(self: &Arc<Self>, st: &mut State, class: usize) -> Permit {
@@ -174,6 +188,7 @@ impl SiteLimiter {
     ) -> Result<(Permit, Duration), ShedReason> {
         let arrived = Instant::now();
         let until = deadline.min(arrived + self.queue_timeout);
+        self.seen_ms[class].store(now_ms(), Ordering::Relaxed);
         let (id, rx) = {
             let mut st = self.lock();
             // No jumping the queue: waiters of this class or a higher one go first.
@@ -182,7 +197,10 @@ impl SiteLimiter {
                 return Ok((self.take(&mut st, class), Duration::ZERO));
             }
             let service = self.service_us.load(Ordering::Relaxed);
-            let expected = Duration::from_micros(service * (ahead as u64 + 1) / self.limit().max(1) as u64);
+            // Slots this class can use: the limit less what higher classes keep.
+            let limit = self.limit();
+            let usable = limit.saturating_sub(self.held_back(&st, class, limit)).max(1) as u64;
+            let expected = Duration::from_micros(service * (ahead as u64 + 1) / usable);
             if arrived + expected > until {
                 return Err(ShedReason::ExpectedWait);
             }
@@ -317,6 +335,8 @@ mod tests {
     #[tokio::test]
     async fn a_reserved_share_keeps_room_for_the_higher_class() {
         let l = limiter(4, 4, vec![0.5, 0.0]);
+        // Submissions are flowing (the reservation holds while they do).
+        drop(l.acquire(0, far()).await.unwrap());
         let _a = l.acquire(1, far()).await.unwrap();
         let _b = l.acquire(1, far()).await.unwrap();
         // Two slots left, both reserved for class 0.

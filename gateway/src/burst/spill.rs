@@ -35,9 +35,17 @@ impl SpillMark {
 /// at least `queue_depth - 1` others, or home's recent latency is over the
 /// threshold.
 fn saturated(home: &SiteLimiter, class: usize, spill: &Spill) -> bool {
-    let (wait, queued) = home.would_wait(class);
+    let (wait, _, queued) = home.would_wait(class);
     (wait && queued + 1 >= spill.queue_depth as usize)
         || spill.latency.zip(home.latency()).is_some_and(|(limit, seen)| seen > limit)
+}
+
+/// The embassy is the better place: it has room, or fewer requests of this
+/// class or higher wait there than at home (its queue may be full of
+/// lower classes, which this request goes ahead of).
+fn better_than_home(embassy: &SiteLimiter, home: &SiteLimiter, class: usize) -> bool {
+    let (wait, ahead, _) = embassy.would_wait(class);
+    !wait || ahead < home.would_wait(class).1
 }
 
 fn fresh_enough(freshness: &Freshness, spill: &Spill) -> bool {
@@ -57,14 +65,15 @@ pub fn choose(
     spill: &Spill,
     class: usize,
 ) -> Option<usize> {
-    if plan.first() != Some(&0) || !saturated(limiters.first()?, class, spill) {
+    let home = limiters.first()?;
+    if plan.first() != Some(&0) || !saturated(home, class, spill) {
         return None;
     }
     let pos = plan.iter().position(|&i| {
         let spec = &sites.pools[i].spec;
         spec.kind == SiteKind::Embassy
             && fresh_enough(&spec.freshness, spill)
-            && limiters.get(i).is_some_and(|l| !l.would_wait(class).0)
+            && limiters.get(i).is_some_and(|l| better_than_home(l, home, class))
     })?;
     let site = plan.remove(pos);
     plan.insert(0, site);
