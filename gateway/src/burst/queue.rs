@@ -84,7 +84,16 @@ pub struct SiteLimiter {
     service_us: AtomicU64,
     /// Per class: when a request of it last arrived (ms since the epoch).
     seen_ms: Vec<AtomicU64>,
+    /// Per class: smoothed share of waits that ended at the deadline, in
+    /// permille. Arrivals that would queue are shed at once with that
+    /// probability (at most 95%), so a class that cannot be served in time
+    /// is told so in microseconds, not after the whole queue timeout. The
+    /// estimate of `acquire` cannot see this: higher classes arriving later
+    /// overtake a waiter.
+    timeouts: Vec<AtomicU64>,
 }
+
+const EARLY_SHED_MAX_PERMILLE: u64 = 950;
 
 const RESERVATION_HOLDS_MS: u64 = 1_000;
 
@@ -125,6 +134,7 @@ impl SiteLimiter {
             next_id: AtomicU64::new(0),
             service_us: AtomicU64::new(0),
             seen_ms: (0..classes).map(|_| AtomicU64::new(0)).collect(),
+            timeouts: (0..classes).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -201,7 +211,8 @@ impl SiteLimiter {
             let limit = self.limit();
             let usable = limit.saturating_sub(self.held_back(&st, class, limit)).max(1) as u64;
             let expected = Duration::from_micros(service * (ahead as u64 + 1) / usable);
-            if arrived + expected > until {
+            let doomed = self.timeouts[class].load(Ordering::Relaxed).min(EARLY_SHED_MAX_PERMILLE);
+            if arrived + expected > until || fastrand::u64(0..1000) < doomed {
                 return Err(ShedReason::ExpectedWait);
             }
             if st.queued() >= self.queue_cap && !evict_lower(&mut st, class) {
@@ -216,11 +227,22 @@ impl SiteLimiter {
         let grant = wait.until(until).await;
         match grant {
             Some(Grant::Slot) => {
+                self.record_wait(class, false);
                 Ok((Permit { limiter: self.clone(), class, started: Instant::now() }, arrived.elapsed()))
             }
             Some(Grant::Evicted) => Err(ShedReason::Evicted),
-            None => Err(ShedReason::Deadline),
+            None => {
+                self.record_wait(class, true);
+                Err(ShedReason::Deadline)
+            }
         }
+    }
+
+    /// Feeds the early-shed probability of `class` (weight 1/8 per wait).
+    fn record_wait(&self, class: usize, timed_out: bool) {
+        let target = if timed_out { 1000 } else { 0 };
+        let _ = self.timeouts[class]
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| Some((old * 7 + target) / 8));
     }
 
     /// Gives back a slot that was granted to a waiter that is gone.
