@@ -91,9 +91,18 @@ pub struct SiteLimiter {
     /// estimate of `acquire` cannot see this: higher classes arriving later
     /// overtake a waiter.
     timeouts: Vec<AtomicU64>,
+    /// When the queue was last seen empty (ms since the epoch).
+    last_empty_ms: AtomicU64,
 }
 
 const EARLY_SHED_MAX_PERMILLE: u64 = 950;
+
+/// CoDel's idea, as in Facebook's adaptive queueing: a queue that has not
+/// been empty for this long is a standing queue, not a burst. Then every
+/// class but the highest waits at most a tenth of the queue timeout, so
+/// what cannot be served is shed in milliseconds instead of after the
+/// whole timeout, and the queue stops adding latency to what is served.
+const STANDING_QUEUE_MS: u64 = 100;
 
 const RESERVATION_HOLDS_MS: u64 = 1_000;
 
@@ -135,6 +144,7 @@ impl SiteLimiter {
             service_us: AtomicU64::new(0),
             seen_ms: (0..classes).map(|_| AtomicU64::new(0)).collect(),
             timeouts: (0..classes).map(|_| AtomicU64::new(0)).collect(),
+            last_empty_ms: AtomicU64::new(now_ms()),
         }
     }
 
@@ -197,10 +207,16 @@ impl SiteLimiter {
         deadline: Instant,
     ) -> Result<(Permit, Duration), ShedReason> {
         let arrived = Instant::now();
-        let until = deadline.min(arrived + self.queue_timeout);
-        self.seen_ms[class].store(now_ms(), Ordering::Relaxed);
-        let (id, rx) = {
+        let now = now_ms();
+        self.seen_ms[class].store(now, Ordering::Relaxed);
+        let (id, rx, until) = {
             let mut st = self.lock();
+            if st.queued() == 0 {
+                self.last_empty_ms.store(now, Ordering::Relaxed);
+            }
+            let standing = now.saturating_sub(self.last_empty_ms.load(Ordering::Relaxed)) > STANDING_QUEUE_MS;
+            let timeout = if standing && class > 0 { self.queue_timeout / 10 } else { self.queue_timeout };
+            let until = deadline.min(arrived + timeout);
             // No jumping the queue: waiters of this class or a higher one go first.
             let ahead: usize = st.waiting[..=class].iter().map(VecDeque::len).sum();
             if ahead == 0 && self.can_start(&st, class) {
@@ -221,7 +237,7 @@ impl SiteLimiter {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let (tx, rx) = oneshot::channel();
             st.waiting[class].push_back(Waiter { id, tx });
-            (id, rx)
+            (id, rx, until)
         };
         let mut wait = Wait { limiter: self, class, id, rx: Some(rx) };
         let grant = wait.until(until).await;
@@ -269,6 +285,10 @@ impl SiteLimiter {
 
     /// Hands free slots to waiters, highest class first.
     fn wake(&self, st: &mut State) {
+        if st.queued() == 0 {
+            self.last_empty_ms.store(now_ms(), Ordering::Relaxed);
+            return;
+        }
         for class in 0..st.waiting.len() {
             while !st.waiting[class].is_empty() {
                 if !self.can_start(st, class) {
