@@ -214,8 +214,8 @@ impl SiteLimiter {
             if st.queued() == 0 {
                 self.last_empty_ms.store(now, Ordering::Relaxed);
             }
-            let standing = now.saturating_sub(self.last_empty_ms.load(Ordering::Relaxed)) > STANDING_QUEUE_MS;
-            let timeout = if standing && class > 0 { self.queue_timeout / 10 } else { self.queue_timeout };
+            let timeout =
+                if self.standing(now) && class > 0 { self.queue_timeout / 10 } else { self.queue_timeout };
             let until = deadline.min(arrived + timeout);
             // No jumping the queue: waiters of this class or a higher one go first.
             let ahead: usize = st.waiting[..=class].iter().map(VecDeque::len).sum();
@@ -240,7 +240,17 @@ impl SiteLimiter {
             (id, rx, until)
         };
         let mut wait = Wait { limiter: self, class, id, rx: Some(rx) };
-        let grant = wait.until(until).await;
+        // CoDel decides on the time spent waiting, not only on arrival: a
+        // lower-class waiter still queued after a tenth of the timeout gives
+        // up then if the queue has become a standing one meanwhile.
+        let checkpoint = (class > 0).then(|| arrived + self.queue_timeout / 10).filter(|c| *c < until);
+        let grant = match checkpoint {
+            Some(checkpoint) => match wait.until(checkpoint).await {
+                None if !self.standing(now_ms()) => wait.until(until).await,
+                early => early,
+            },
+            None => wait.until(until).await,
+        };
         match grant {
             Some(Grant::Slot) => {
                 self.record_wait(class, false);
@@ -252,6 +262,11 @@ impl SiteLimiter {
                 Err(ShedReason::Deadline)
             }
         }
+    }
+
+    /// The queue has not been empty for a while: overload, not a burst.
+    fn standing(&self, now: u64) -> bool {
+        now.saturating_sub(self.last_empty_ms.load(Ordering::Relaxed)) > STANDING_QUEUE_MS
     }
 
     /// Feeds the early-shed probability of `class` (weight 1/8 per wait).
@@ -325,7 +340,12 @@ impl Wait<'_> {
                 self.rx = None;
                 Some(grant)
             }
-            _ => None,
+            // The sender is gone without a word: treat it as the deadline.
+            Ok(Err(_)) => {
+                self.rx = None;
+                None
+            }
+            Err(_) => None,
         }
     }
 }
