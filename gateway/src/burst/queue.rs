@@ -241,15 +241,16 @@ impl SiteLimiter {
         };
         let mut wait = Wait { limiter: self, class, id, rx: Some(rx) };
         // CoDel decides on the time spent waiting, not only on arrival: a
-        // lower-class waiter still queued after a tenth of the timeout gives
+        // lower-class waiter still queued at any tenth of the timeout gives
         // up then if the queue has become a standing one meanwhile.
-        let checkpoint = (class > 0).then(|| arrived + self.queue_timeout / 10).filter(|c| *c < until);
-        let grant = match checkpoint {
-            Some(checkpoint) => match wait.until(checkpoint).await {
-                None if !self.standing(now_ms()) => wait.until(until).await,
-                early => early,
-            },
-            None => wait.until(until).await,
+        let step = (self.queue_timeout / 10).max(Duration::from_millis(1));
+        let grant = loop {
+            let checkpoint = if class > 0 { until.min(Instant::now() + step) } else { until };
+            match wait.until(checkpoint).await {
+                Some(grant) => break Some(grant),
+                None if checkpoint >= until || wait.rx.is_none() || self.standing(now_ms()) => break None,
+                None => continue,
+            }
         };
         match grant {
             Some(Grant::Slot) => {
