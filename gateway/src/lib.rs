@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod burst;
+pub mod cache;
 pub mod config;
 pub mod demo;
 pub mod proxy;

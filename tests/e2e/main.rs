@@ -3,6 +3,8 @@
 
 mod fixtures;
 
+mod burst;
+mod cache;
 mod cli;
 mod config_errors;
 mod continuity;

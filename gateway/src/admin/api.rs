@@ -47,7 +47,7 @@ pub fn registry_status(sites: &RegistrySites) -> Value {
         .collect();
     json!({
         "name": &*sites.registry.name,
-        "state": sites.continuity.label(decision.mode),
+        "state": sites.state_label(),
         "sites": site_list,
     })
 }

@@ -14,6 +14,9 @@ use prometheus::{
 use crate::sites::backend::now_ms;
 use crate::sites::RegistrySites;
 
+/// Clone: the series are shared handles; a background cache refresh
+/// carries a copy.
+#[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
     /// registry, site, method, class (2xx..5xx).
@@ -33,6 +36,8 @@ pub struct Metrics {
     continuity_state: IntGaugeVec,
     pub config_reloads: IntCounterVec,
     pub config_generation: IntGauge,
+    /// Admission, queue, spill-over and cache (issue 5).
+    pub burst: crate::burst::metrics::BurstMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -127,6 +132,7 @@ impl Metrics {
             ),
             config_reloads: counter(&r, "config_reloads_total", "Configuration reloads", &["result"]),
             config_generation: generation,
+            burst: crate::burst::metrics::BurstMetrics::new(&r),
             registry: r,
         }
     }
@@ -139,7 +145,7 @@ impl Metrics {
         let now = now_ms();
         for s in sites {
             let registry = &*s.registry.name;
-            let state = s.continuity.label(s.continuity.decision().mode);
+            let state = s.state_label();
             self.continuity_state.with_label_values(&[registry, &state]).set(1);
             for pool in &s.pools {
                 for b in &pool.backends {

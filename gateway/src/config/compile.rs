@@ -188,7 +188,10 @@ fn compile_registry(
             "forward needs an embassy site with freshness = \"live\" to take the writes",
         );
     }
-    name_ok.then(|| Registry { name: name.into(), sites, limits, continuity })
+    let burst =
+        file.burst.as_ref().map(|b| Arc::new(super::burst::compile(b, &format!("{path}.burst"), errors)));
+    let cache = file.cache.as_ref().map(|c| super::cache::compile(c, &format!("{path}.cache"), errors));
+    name_ok.then(|| Registry { name: name.into(), sites, limits, continuity, burst, cache })
 }
 
 fn registry_name(name: &str) -> Result<(), String> {

@@ -93,6 +93,10 @@ pub struct RegistryFile {
     /// Failover, failback, retries and writes.
     #[serde(default)]
     pub continuity: super::continuity::ContinuityFile,
+    /// Rate limits, priorities, concurrency limit and spill-over.
+    pub burst: Option<super::burst::BurstFile>,
+    /// Response cache for GET and HEAD.
+    pub cache: Option<super::cache::CacheFile>,
 }
 
 /// One way a request reaches a registry.

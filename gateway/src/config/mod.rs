@@ -2,6 +2,8 @@
 //! ([`compile()`]) into the runtime form ([`runtime`]). Every error names the
 //! key path and the reason; all errors are reported together.
 
+pub mod burst;
+pub mod cache;
 mod compile;
 pub mod continuity;
 pub mod edge;

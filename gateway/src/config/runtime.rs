@@ -86,6 +86,8 @@ pub struct Registry {
     pub sites: Vec<SiteSpec>,
     pub limits: Limits,
     pub continuity: ContinuitySettings,
+    pub burst: Option<Arc<super::burst::BurstSettings>>,
+    pub cache: Option<super::cache::CacheSettings>,
 }
 
 impl Registry {

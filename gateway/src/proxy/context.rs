@@ -42,6 +42,8 @@ pub struct RequestContext {
     /// Upstream attempts made: 1 plus retries.
     pub attempts: u32,
     pub retry_budget_exhausted: bool,
+    /// A class name an on-request plugin chose (burst::priority).
+    pub priority_hint: Option<Arc<str>>,
 }
 
 impl RequestContext {
@@ -67,6 +69,7 @@ impl RequestContext {
             site_index: None,
             attempts: 0,
             retry_budget_exhausted: false,
+            priority_hint: None,
         }
     }
 }

@@ -63,6 +63,10 @@ pub enum ProxyError {
     NoHealthySite { registry: String },
     #[error("registry {registry} takes no writes while its home site is unavailable; try again later")]
     WriteRejected { registry: String, retry_after: u32 },
+    #[error("too many requests for registry {registry} ({scope}); try again later")]
+    RateLimited { registry: String, scope: &'static str, retry_after: u32 },
+    #[error("site {site} of registry {registry} is at capacity ({reason}); try again later")]
+    Shed { registry: String, site: String, reason: &'static str, retry_after: u32 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -72,6 +76,8 @@ impl ProxyError {
         use ProxyError::*;
         match self {
             NoRoute { .. } | BadRequest(_) | BodyTooLarge { .. } | HeadersTooLarge(_) | Loop => Fault::Client,
+            RateLimited { .. } => Fault::Client,
+            Shed { .. } => Fault::Upstream,
             ConnectRefused { .. }
             | ConnectTimeout { .. }
             | ConnectFailed { .. }
@@ -99,7 +105,8 @@ impl ProxyError {
             | UpstreamProtocol { .. }
             | UpstreamTls { .. } => StatusCode::BAD_GATEWAY,
             ConnectTimeout { .. } | ResponseTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            NoHealthySite { .. } | WriteRejected { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            NoHealthySite { .. } | WriteRejected { .. } | Shed { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -120,6 +127,8 @@ impl ProxyError {
             UpstreamTls { certificate: true, .. } => "tls_certificate_error",
             UpstreamTls { .. } => "tls_protocol_error",
             NoHealthySite { .. } | WriteRejected { .. } => "destination_unavailable",
+            RateLimited { .. } => "http_request_denied",
+            Shed { .. } => "connection_limit_reached",
             Internal(_) => "proxy_internal_error",
         }
     }
@@ -130,7 +139,9 @@ impl ProxyError {
     /// say "not now" rather than "never".
     pub fn retry_after(&self) -> Option<u32> {
         match self {
-            ProxyError::WriteRejected { retry_after, .. } => Some(*retry_after),
+            ProxyError::WriteRejected { retry_after, .. }
+            | ProxyError::RateLimited { retry_after, .. }
+            | ProxyError::Shed { retry_after, .. } => Some(*retry_after),
             ProxyError::NoHealthySite { .. } => Some(5),
             _ => None,
         }

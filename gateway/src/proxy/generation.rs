@@ -31,6 +31,9 @@ pub struct RegistryState {
     pub sites: Arc<RegistrySites>,
     pub(super) metrics: RegistryMetrics,
     pub(super) upstream: Upstream,
+    /// Rate limits, classes, slots and spill-over (`[burst]`), if configured.
+    pub(super) admission: Option<crate::burst::Admission>,
+    pub(super) cache: Option<Arc<crate::cache::Cache>>,
     tasks: Mutex<Option<JoinSet<()>>>,
 }
 
@@ -44,6 +47,11 @@ impl RegistryState {
             set.spawn(self.sites.clone().supervise());
             *tasks = Some(set);
         }
+    }
+
+    /// The burst admission state, for the admin API and tests.
+    pub fn admission(&self) -> Option<&crate::burst::Admission> {
+        self.admission.as_ref()
     }
 
     pub fn stop(&self) {
@@ -98,6 +106,8 @@ impl Generation {
                         sites: Arc::new(sites),
                         metrics,
                         upstream,
+                        admission: crate::burst::Admission::new(r),
+                        cache: r.cache.as_ref().map(|c| Arc::new(crate::cache::Cache::new(c))),
                         tasks: Mutex::new(None),
                     })
                 }

@@ -11,12 +11,22 @@
 //!            route        host + longest path prefix -> registry  ──► 404
 //!              │
 //!              ▼
-//!           (admission, on-request plugins, cache: issues 5 and 4)
+//!            admission    priority class, rate limits per registry and
+//!              │          per client (burst.rs)  ──► 429 + Retry-After
+//!              ▼
+//!           (on-request plugins: issue 4)
 //!              │
 //!              ▼
+//!            cache        GET / HEAD: fresh hit, stale-while-revalidate,
+//!              │          coalesced misses; stale-if-error on failure
+//!              ▼
 //!            select_site  continuity state (normal / failover / override),
-//!              │          live backend health, drains, write policy
+//!              │          live backend health, drains, write policy;
+//!              │          spill-over to an embassy when home is saturated
 //!              │            ──► 503 + Retry-After (all down, write rejected)
+//!              ▼
+//!            slot         concurrency slot at the site, bounded priority
+//!              │          queue with deadline  ──► 503 + Retry-After
 //!              ▼
 //!            forward      rewrite head (hop-by-hop, Via, X-Forwarded-*, id),
 //!              │          pooled upstream, connect / head / total timeouts;
@@ -37,6 +47,7 @@
 
 mod attempt;
 pub mod body;
+mod burst;
 mod context;
 pub mod error;
 mod forward;
@@ -130,17 +141,20 @@ impl Generation {
         ctx.registry_index = Some(routed.route.registry);
         ctx.deadline = ctx.started + limits.request_timeout;
 
+        let class = burst::admit(registry, ctx, conn, &req, metrics)?;
+
         let (mut parts, incoming) = req.into_parts();
         let write = !parts.method.is_safe();
-        let idempotent = parts.method.is_idempotent();
-        let plan = select_sites(registry, write)?;
-
         let head = request::upstream_head(&mut parts, ctx, conn, routed.route, limits, self)?;
+        let cache = registry.cache.as_ref().filter(|_| crate::cache::applies(&parts.method));
+        if let Some(cache) = cache.filter(|_| http_body::Body::is_end_stream(&incoming)) {
+            let req = burst::cache_request(&parts, &head);
+            return burst::through_cache(self, registry, cache, class, req, head, ctx, metrics).await;
+        }
         let replay_cap = routed.registry.continuity.replay_buffer;
         let body = RequestBody::prepare(incoming, &head.headers, replay_cap, limits, ctx.deadline).await?;
-        let answer = attempt::forward(registry, &plan, head, body, idempotent, ctx, metrics).await?;
-
-        Ok(respond::from_upstream(answer, &registry.sites, &self.via, &self.config.server))
+        let fetch = burst::Fetch { registry, server: &self.config.server, via: &self.via };
+        burst::fetch(&fetch, class, head, body, write, ctx, metrics).await
     }
 }
 

@@ -33,6 +33,8 @@ pub struct RegistrySites {
     changed: Notify,
     retry_budget: TpsBudget,
     health_events: broadcast::Sender<HealthEvent>,
+    /// When overflow reads last went to an embassy (burst::spill).
+    pub spill: crate::burst::spill::SpillMark,
 }
 
 /// A backend's health transition, for subscribers (tests, metrics).
@@ -112,7 +114,18 @@ impl RegistrySites {
             changed: Notify::new(),
             retry_budget,
             health_events: broadcast::channel(256).0,
+            spill: Default::default(),
         }
+    }
+
+    /// The continuity state as operators see it: `spill` while home is
+    /// saturated and overflow goes to an embassy, else the state machine's.
+    pub fn state_label(&self) -> String {
+        let mode = self.continuity.decision().mode;
+        if mode == Mode::Normal && self.spill.active() {
+            return "spill".into();
+        }
+        self.continuity.label(mode)
     }
 
     pub fn site_index(&self, name: &str) -> Option<usize> {
