@@ -33,6 +33,8 @@ pub struct Metrics {
     continuity_state: IntGaugeVec,
     pub config_reloads: IntCounterVec,
     pub config_generation: IntGauge,
+    /// Plugin calls, failures, durations, and plugins' own metrics.
+    pub plugins: crate::plugin::metrics::PluginMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -127,6 +129,7 @@ impl Metrics {
             ),
             config_reloads: counter(&r, "config_reloads_total", "Configuration reloads", &["result"]),
             config_generation: generation,
+            plugins: crate::plugin::metrics::PluginMetrics::new(&r),
             registry: r,
         }
     }

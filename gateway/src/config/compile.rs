@@ -188,7 +188,8 @@ fn compile_registry(
             "forward needs an embassy site with freshness = \"live\" to take the writes",
         );
     }
-    name_ok.then(|| Registry { name: name.into(), sites, limits, continuity })
+    let plugins = super::plugins::compile_chain(name, &file.plugins, path, errors);
+    name_ok.then(|| Registry { name: name.into(), sites, limits, continuity, plugins })
 }
 
 fn registry_name(name: &str) -> Result<(), String> {

@@ -93,6 +93,9 @@ pub struct RegistryFile {
     /// Failover, failback, retries and writes.
     #[serde(default)]
     pub continuity: super::continuity::ContinuityFile,
+    /// The plugin chain, in the order it runs (see `super::plugins`).
+    #[serde(default)]
+    pub plugins: Vec<super::plugins::PluginFile>,
 }
 
 /// One way a request reaches a registry.

@@ -86,6 +86,8 @@ pub struct Registry {
     pub sites: Vec<SiteSpec>,
     pub limits: Limits,
     pub continuity: ContinuitySettings,
+    /// Loaded plugins, in chain order; equal when files and settings are.
+    pub plugins: crate::plugin::Chain,
 }
 
 impl Registry {

@@ -15,6 +15,9 @@ pub enum Fault {
     Upstream,
     /// The gateway itself (its configuration or a bug).
     Internal,
+    /// A registry's plugin failed (trap, timeout, memory, bad output) and
+    /// its fail policy is `closed`.
+    Plugin,
 }
 
 impl Fault {
@@ -23,6 +26,7 @@ impl Fault {
             Fault::Client => "client",
             Fault::Upstream => "upstream",
             Fault::Internal => "internal",
+            Fault::Plugin => "plugin",
         }
     }
 }
@@ -65,6 +69,10 @@ pub enum ProxyError {
     WriteRejected { registry: String, retry_after: u32 },
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("plugin {plugin} failed in {hook}: {reason}")]
+    PluginFailed { plugin: String, hook: &'static str, reason: String },
+    #[error("{what} body is larger than plugin {plugin}'s limit of {limit} bytes")]
+    PluginBodyTooLarge { plugin: String, what: &'static str, limit: usize },
 }
 
 impl ProxyError {
@@ -82,6 +90,8 @@ impl ProxyError {
             | NoHealthySite { .. }
             | WriteRejected { .. } => Fault::Upstream,
             Internal(_) => Fault::Internal,
+            PluginFailed { .. } | PluginBodyTooLarge { what: "response", .. } => Fault::Plugin,
+            PluginBodyTooLarge { .. } => Fault::Client,
         }
     }
 
@@ -101,6 +111,9 @@ impl ProxyError {
             ConnectTimeout { .. } | ResponseTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             NoHealthySite { .. } | WriteRejected { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            PluginFailed { .. } => StatusCode::BAD_GATEWAY,
+            PluginBodyTooLarge { what: "response", .. } => StatusCode::BAD_GATEWAY,
+            PluginBodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 
@@ -120,7 +133,9 @@ impl ProxyError {
             UpstreamTls { certificate: true, .. } => "tls_certificate_error",
             UpstreamTls { .. } => "tls_protocol_error",
             NoHealthySite { .. } | WriteRejected { .. } => "destination_unavailable",
-            Internal(_) => "proxy_internal_error",
+            Internal(_) | PluginFailed { .. } => "proxy_internal_error",
+            PluginBodyTooLarge { what: "response", .. } => "proxy_internal_error",
+            PluginBodyTooLarge { .. } => "http_request_error",
         }
     }
 }

@@ -11,12 +11,17 @@
 //!            route        host + longest path prefix -> registry  ──► 404
 //!              │
 //!              ▼
-//!           (admission, on-request plugins, cache: issues 5 and 4)
+//!            on_request   registry's plugins (plugins.rs): change the request,
+//!              │          answer it, or hint a site; body read only if declared
+//!              │            ──► plugin's answer / 413 / 502 (fail = closed)
+//!              ▼
+//!           (admission, cache: issue 5)
 //!              │
 //!              ▼
 //!            select_site  continuity state (normal / failover / override),
 //!              │          live backend health, drains, write policy
 //!              │            ──► 503 + Retry-After (all down, write rejected)
+//!              │          then plugins' hint and choose-site reorder the plan
 //!              ▼
 //!            forward      rewrite head (hop-by-hop, Via, X-Forwarded-*, id),
 //!              │          pooled upstream, connect / head / total timeouts;
@@ -25,11 +30,11 @@
 //!              │          outcomes feed passive outlier detection
 //!              │            ──► 413 / 502 / 504
 //!              ▼
-//!           (on-response plugins: issue 4)
-//!              │
-//!              ▼
 //!            respond      strip hop-by-hop, Via, x-request-id, served-by and
-//!                         freshness; body streams under the request deadline
+//!              │          freshness; body streams under the request deadline
+//!              ▼
+//!            on_response  registry's plugins: rewrite status, headers, body
+//!                         (translation); body buffered only if declared
 //! ```
 //!
 //! Errors from any phase become one [`ProxyError`], answered by
@@ -44,6 +49,8 @@ mod gateway;
 pub mod generation;
 mod hardening;
 pub mod headers;
+mod plugin_body;
+mod plugins;
 mod replay;
 mod request;
 mod respond;
@@ -131,16 +138,31 @@ impl Generation {
         ctx.deadline = ctx.started + limits.request_timeout;
 
         let (mut parts, incoming) = req.into_parts();
+        let chain = &routed.registry.plugins;
+        let on_request = plugins::on_request(chain, &mut parts, incoming, ctx, conn, metrics, limits).await?;
+        let (inbound, hint, seen) = match on_request {
+            plugins::OnRequest::Go { body, hint, seen } => (body, hint, seen),
+            plugins::OnRequest::Respond(resp) => return Ok(resp),
+        };
         let write = !parts.method.is_safe();
         let idempotent = parts.method.is_idempotent();
-        let plan = select_sites(registry, write)?;
+        let mut plan = select_sites(registry, write)?;
+        plugins::order_sites(chain, seen.as_ref(), hint, &mut plan, &registry.sites, ctx, metrics)?;
 
         let head = request::upstream_head(&mut parts, ctx, conn, routed.route, limits, self)?;
         let replay_cap = routed.registry.continuity.replay_buffer;
-        let body = RequestBody::prepare(incoming, &head.headers, replay_cap, limits, ctx.deadline).await?;
+        let body = match inbound {
+            plugins::Inbound::Streaming(incoming) => {
+                RequestBody::prepare(incoming, &head.headers, replay_cap, limits, ctx.deadline).await?
+            }
+            plugins::Inbound::Buffered(b) if b.is_empty() => RequestBody::Empty,
+            plugins::Inbound::Buffered(b) => RequestBody::Buffered(b),
+            plugins::Inbound::Over(rest) => RequestBody::Streaming(Some(rest)),
+        };
         let answer = attempt::forward(registry, &plan, head, body, idempotent, ctx, metrics).await?;
 
-        Ok(respond::from_upstream(answer, &registry.sites, &self.via, &self.config.server))
+        let resp = respond::from_upstream(answer, &registry.sites, &self.via, &self.config.server);
+        plugins::on_response(chain, seen, resp, &registry.sites, ctx, metrics).await
     }
 }
 
