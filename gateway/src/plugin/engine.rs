@@ -100,12 +100,12 @@ impl PluginEngine {
         if let Some(c) = compiled.get(hash) {
             return Ok(c.clone());
         }
-        let component = self.from_disk_or_compile(bytes, hash)?;
+        let component = self.cached_or_compiled(bytes, hash)?;
         compiled.insert(hash.to_string(), component.clone());
         Ok(component)
     }
 
-    fn from_disk_or_compile(&self, bytes: &[u8], hash: &str) -> wasmtime::Result<Component> {
+    fn cached_or_compiled(&self, bytes: &[u8], hash: &str) -> wasmtime::Result<Component> {
         let Some(dir) = &self.cache_dir else { return Component::new(&self.engine, bytes) };
         let mut h = std::collections::hash_map::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut h);
