@@ -132,3 +132,86 @@ fn the_shipped_plugins_config_passes_gateway_check() {
     let says = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{says}");
 }
+
+fn file_config(home: std::net::SocketAddr, plugin: &std::path::Path) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[admin]
+listen = "127.0.0.1:0"
+token = "{}"
+[registries.population]
+routes = [{{ prefix = "/population/" }}]
+sites.home.backends = ["{home}"]
+[[registries.population.plugins]]
+name = "swappable"
+path = "{}"
+capabilities = ["config"]
+config = {{ mode = "ungranted" }}
+"#,
+        crate::continuity::TOKEN,
+        plugin.display()
+    )
+}
+
+async fn admin(gw: &TestGateway, method: http::Method, path: &str) -> crate::fixtures::Reply {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{}{path}", gw.admin.unwrap()))
+        .header("authorization", format!("Bearer {}", crate::continuity::TOKEN))
+        .body(empty())
+        .unwrap();
+    send(&h1_client(), req).await
+}
+
+#[tokio::test]
+async fn a_changed_plugin_file_is_swapped_in_by_the_admin_reload_and_listed_with_its_hash() {
+    let home = Backend::named("home").await;
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("swappable.wasm");
+    std::fs::copy(wasm("noop"), &plugin).unwrap();
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut file, file_config(home.addr, &plugin).as_bytes()).unwrap();
+    let gw = TestGateway::start(&file_config(home.addr, &plugin)).await;
+    gw.gateway.set_source(file.path().to_path_buf());
+
+    let listed = admin(&gw, http::Method::GET, "/v1/plugins").await.json();
+    let first = listed["registries"][0]["plugins"][0]["sha256"].as_str().unwrap().to_string();
+    assert_eq!(listed["registries"][0]["plugins"][0]["name"], "swappable");
+    assert_eq!(crate::fixtures::get(&gw.url("/population/x")).await.text(), "home");
+
+    // The new version (misbehave in `ungranted` mode) answers by itself.
+    std::fs::copy(wasm("misbehave"), &plugin).unwrap();
+    let reply = admin(&gw, http::Method::POST, "/v1/reload").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["rebuilt"][0], "population");
+    let listed = admin(&gw, http::Method::GET, "/v1/plugins").await.json();
+    assert_ne!(listed["registries"][0]["plugins"][0]["sha256"].as_str().unwrap(), first);
+    assert_eq!(crate::fixtures::get(&gw.url("/population/x")).await.json()["config"], "ok");
+
+    let metrics = admin(&gw, http::Method::GET, "/metrics").await.text();
+    assert!(metrics.contains("gateway_plugin_calls_total{hook=\"on_request\",outcome=\"ok\",plugin=\"swappable\",registry=\"population\"}"), "{metrics}");
+}
+
+#[tokio::test]
+async fn sighup_swaps_in_a_changed_plugin_file() {
+    let home = Backend::named("home").await;
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("swappable.wasm");
+    std::fs::copy(wasm("noop"), &plugin).unwrap();
+    let gw = crate::fixtures::process::GatewayProcess::start(&file_config(home.addr, &plugin));
+    let url = format!("http://{}/population/x", gw.addr);
+    assert_eq!(crate::fixtures::get(&url).await.text(), "home");
+
+    std::fs::copy(wasm("misbehave"), &plugin).unwrap();
+    gw.signal("HUP");
+    loop {
+        let line = gw.log.recv_timeout(std::time::Duration::from_secs(30)).expect("no reload logged");
+        if line.contains("configuration reloaded") {
+            assert!(line.contains("rebuilt=[\"population\"]"), "{line}");
+            break;
+        }
+    }
+    assert_eq!(crate::fixtures::get(&url).await.json()["config"], "ok");
+}
