@@ -188,7 +188,8 @@ async fn a_changed_plugin_file_is_swapped_in_by_the_admin_reload_and_listed_with
     assert_eq!(reply.json()["rebuilt"][0], "population");
     let listed = admin(&gw, http::Method::GET, "/v1/plugins").await.json();
     assert_ne!(listed["registries"][0]["plugins"][0]["sha256"].as_str().unwrap(), first);
-    assert_eq!(crate::fixtures::get(&gw.url("/population/x")).await.json()["config"], "ok");
+    let after = crate::fixtures::get(&gw.url("/population/x")).await;
+    assert_eq!(after.json()["config"], "ok", "{}", after.text());
 
     let metrics = admin(&gw, http::Method::GET, "/metrics").await.text();
     assert!(metrics.contains("gateway_plugin_calls_total{hook=\"on_request\",outcome=\"ok\",plugin=\"swappable\",registry=\"population\"}"), "{metrics}");
@@ -210,6 +211,29 @@ async fn sighup_swaps_in_a_changed_plugin_file() {
         let line = gw.log.recv_timeout(std::time::Duration::from_secs(30)).expect("no reload logged");
         if line.contains("configuration reloaded") {
             assert!(line.contains("rebuilt=[\"population\"]"), "{line}");
+            break;
+        }
+    }
+    assert_eq!(crate::fixtures::get(&url).await.json()["config"], "ok");
+}
+
+#[tokio::test]
+async fn a_changed_plugin_file_is_reloaded_without_a_signal() {
+    let home = Backend::named("home").await;
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("swappable.wasm");
+    std::fs::copy(wasm("noop"), &plugin).unwrap();
+    let gw = crate::fixtures::process::GatewayProcess::start(&file_config(home.addr, &plugin));
+    let url = format!("http://{}/population/x", gw.addr);
+    assert_eq!(crate::fixtures::get(&url).await.text(), "home");
+
+    // Written beside, then renamed in: the watcher never sees half a file.
+    let staged = dir.path().join("staged.wasm");
+    std::fs::copy(wasm("misbehave"), &staged).unwrap();
+    std::fs::rename(&staged, &plugin).unwrap();
+    loop {
+        let line = gw.log.recv_timeout(std::time::Duration::from_secs(30)).expect("no reload logged");
+        if line.contains("configuration reloaded") {
             break;
         }
     }

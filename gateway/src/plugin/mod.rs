@@ -20,6 +20,7 @@ mod host;
 pub mod kv;
 pub mod metrics;
 pub mod spec;
+pub mod watch;
 
 use std::sync::{Arc, Mutex};
 
