@@ -31,7 +31,7 @@ impl Plugin for Translate {
         let wanted = if config.sites.is_empty() {
             served.kind == SiteKind::Embassy
         } else {
-            config.sites.iter().any(|s| *s == served.site)
+            config.sites.contains(&served.site)
         };
         if !wanted || !resp.is_json() || resp.header("content-encoding").is_some() {
             return None;
