@@ -47,8 +47,7 @@ pub enum OnRequest {
     Respond(Response<ProxyBody>),
 }
 
-/// Runs `f` on `plugin`, times and counts it, and applies the fail policy:
-/// `Ok(None)` means skip this plugin.
+/// Runs `f` on `plugin`, times and counts it, then [`settle`]s the result.
 fn call<R>(
     plugin: &LoadedPlugin,
     hook: &'static str,
@@ -62,24 +61,34 @@ fn call<R>(
     let (spec, m) = (&plugin.spec, &metrics.plugins);
     m.duration.with_label_values(&[&spec.registry, &spec.name, hook]).observe(secs);
     m.apply(&spec.name, ops);
-    let outcome = match &result {
-        Ok(_) => "ok",
-        Err(f) => f.label(),
+    if result.is_ok() {
+        m.calls.with_label_values(&[&spec.registry, &spec.name, hook, "ok"]).inc();
+    }
+    settle(plugin, hook, ctx, metrics, result)
+}
+
+/// Applies the fail policy to a hook's result (the call itself, or applying
+/// what it returned): a failure is logged and counted, then `open` skips
+/// the plugin (`Ok(None)`) and `closed` fails the request.
+fn settle<R>(
+    plugin: &LoadedPlugin,
+    hook: &'static str,
+    ctx: &RequestContext,
+    metrics: &Metrics,
+    result: Result<R, HookFailure>,
+) -> Result<Option<R>, ProxyError> {
+    let failure = match result {
+        Ok(r) => return Ok(Some(r)),
+        Err(failure) => failure,
     };
-    m.calls.with_label_values(&[&spec.registry, &spec.name, hook, outcome]).inc();
-    match result {
-        Ok(r) => Ok(Some(r)),
-        Err(failure) => {
-            let id = ctx.request_id.to_str().unwrap_or_default();
-            tracing::warn!(request_id = id, registry = %spec.registry, plugin = %spec.name, hook, policy = ?spec.fail, error = %failure, "plugin failed");
-            match spec.fail {
-                FailPolicy::Open => Ok(None),
-                FailPolicy::Closed => Err(ProxyError::PluginFailed {
-                    plugin: spec.name.clone(),
-                    hook,
-                    reason: failure.to_string(),
-                }),
-            }
+    let spec = &plugin.spec;
+    metrics.plugins.calls.with_label_values(&[&spec.registry, &spec.name, hook, failure.label()]).inc();
+    let id = ctx.request_id.to_str().unwrap_or_default();
+    tracing::warn!(request_id = id, registry = %spec.registry, plugin = %spec.name, hook, policy = ?spec.fail, error = %failure, "plugin failed");
+    match spec.fail {
+        FailPolicy::Open => Ok(None),
+        FailPolicy::Closed => {
+            Err(ProxyError::PluginFailed { plugin: spec.name.clone(), hook, reason: failure.to_string() })
         }
     }
 }
@@ -162,7 +171,7 @@ pub async fn on_request(
             wit::RequestAction::HintSite((site, c)) => (c, Some(site)),
         };
         let applied = apply_request(parts, &mut inbound, changes);
-        if call(plugin, "on_request", ctx, metrics, |_| (applied, Vec::new()))?.is_some() {
+        if settle(plugin, "on_request", ctx, metrics, applied)?.is_some() {
             hint = site.or(hint);
         }
         seen.headers = wit_headers(&parts.headers);
@@ -225,7 +234,7 @@ fn respond(
     let mut resp = Response::new(body::empty());
     *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let applied = apply_headers(resp.headers_mut(), &[], &r.headers);
-    if call(plugin, "on_request", ctx, metrics, |_| (applied, Vec::new()))?.is_none() {
+    if settle(plugin, "on_request", ctx, metrics, applied)?.is_none() {
         return Ok(None);
     }
     set_length(resp.headers_mut(), r.body.len());
@@ -365,7 +374,7 @@ pub async fn on_response(
         };
         replaced |= changes.body.is_some();
         let applied = apply_response(&mut parts, &mut buffered, changes);
-        call(plugin, "on_response", ctx, metrics, |_| (applied, Vec::new()))?;
+        settle(plugin, "on_response", ctx, metrics, applied)?;
     }
     let body = match buffered {
         Ok(b) => {
