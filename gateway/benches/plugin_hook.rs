@@ -52,7 +52,7 @@ fn request() -> wit::Request {
 
 /// A ~1 KB legacy-schema person.
 fn legacy_body() -> Vec<u8> {
-    let history: Vec<_> = (0..6)
+    let history: Vec<_> = (0..11)
         .map(|i| serde_json::json!({"omavalitsus": "Tallinn", "aadress": format!("Narva mnt {i}-12"), "alates": "01.01.2001"}))
         .collect();
     let doc = serde_json::json!({
