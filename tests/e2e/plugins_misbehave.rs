@@ -152,3 +152,25 @@ async fn a_shared_instance_does_keep_state_which_is_why_it_is_only_for_public_da
     // Sanity: the registry without the misbehaving plugin is unaffected.
     assert_eq!(get(&gw.url("/open/y")).await.text(), "home");
 }
+
+async fn post(gw: &TestGateway, bytes: usize) -> Reply {
+    let req = http::Request::post(gw.url("/population/x"))
+        .header("x-mode", "body")
+        .body(crate::fixtures::backend::text(vec![b'a'; bytes]))
+        .unwrap();
+    send(&h1_client(), req).await
+}
+
+#[tokio::test]
+async fn a_declared_request_body_is_buffered_up_to_the_cap_and_over_it_refused_or_skipped() {
+    let home = Backend::named("home").await;
+    let reject = TestGateway::start(&config(home.addr, &format!("{CLOSED}\nover_cap = \"reject\""))).await;
+    assert_eq!(post(&reject, 10_000).await.json()["bytes"], 10_000);
+    let refused = post(&reject, 100_000).await;
+    assert_eq!(refused.status, 413, "{}", refused.text());
+    assert!(refused.text().contains("plugin misbehave's limit of 65536 bytes"), "{}", refused.text());
+
+    // over_cap = "skip": the plugin does not run, the body streams on whole.
+    let skip = TestGateway::start(&config(home.addr, &format!("{CLOSED}\nover_cap = \"skip\""))).await;
+    assert_eq!(post(&skip, 100_000).await.text(), "home");
+}

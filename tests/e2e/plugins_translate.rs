@@ -69,3 +69,23 @@ async fn home_answers_pass_untouched() {
     assert!(reply.headers.get("x-schema-translated").is_none());
     assert_eq!(reply.body, HOME.as_bytes());
 }
+
+#[tokio::test]
+async fn a_response_body_over_the_plugin_cap_fails_with_reject_and_streams_untranslated_with_skip() {
+    let embassy = json_backend(LEGACY).await;
+    let closed = closed_port().await;
+    let capped = |over_cap: &str| {
+        config(closed, embassy.addr).replace(
+            "fail = \"closed\"",
+            &format!("fail = \"closed\"\nmax_body = 100\nover_cap = \"{over_cap}\""),
+        )
+    };
+    let gw = TestGateway::start(&capped("reject")).await;
+    let reply = get(&gw.url("/population/people/48001080271")).await;
+    assert_eq!(reply.status, 502, "{}", reply.text());
+
+    let gw = TestGateway::start(&capped("skip")).await;
+    let reply = get(&gw.url("/population/people/48001080271")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, LEGACY.as_bytes());
+}

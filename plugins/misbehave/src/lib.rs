@@ -10,6 +10,8 @@
 //! - `ungranted`: calls every host capability and reports what it got back
 //! - `remember`: answers with the `x-secret` of the previous request this
 //!   instance saw (must always be none with a fresh instance per request)
+//! - `body`: answers with the size of the request body it was given (it
+//!   declares `request_body`, so the gateway buffers bodies up to its cap)
 
 use std::sync::Mutex;
 
@@ -23,7 +25,7 @@ struct Misbehave;
 
 impl Plugin for Misbehave {
     fn manifest() -> Manifest {
-        Manifest { on_request: true, ..Manifest::none() }
+        Manifest { on_request: true, request_body: true, ..Manifest::none() }
     }
 
     fn on_request(req: Request) -> RequestAction {
@@ -52,6 +54,10 @@ impl Plugin for Misbehave {
                 let mut last = LAST_SECRET.lock().unwrap_or_else(|p| p.into_inner());
                 let previous = last.replace(req.header("x-secret").unwrap_or("").to_string());
                 RequestAction::Respond(Response::json(200, &json!({ "previous": previous })))
+            }
+            "body" => {
+                let bytes = req.body.as_ref().map(Vec::len);
+                RequestAction::Respond(Response::json(200, &json!({ "bytes": bytes })))
             }
             _ => core::arch::wasm32::unreachable(),
         }
