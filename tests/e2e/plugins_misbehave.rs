@@ -23,7 +23,7 @@ routes = [{{ prefix = "/open/" }}]
 sites.home.backends = ["{home}"]
 {}"#,
         entry("population", "misbehave", misbehave),
-        entry("open", "noop", "fail = \"closed\""),
+        entry("open", "noop", "fail = \"closed\"\ntimeout = \"2s\""),
     )
 }
 
@@ -38,7 +38,7 @@ async fn with_mode(gw: &TestGateway, mode: &str, secret: &str) -> Reply {
 
 const CLOSED: &str = r#"capabilities = ["config"]
 fail = "closed"
-timeout = "25ms"
+timeout = "200ms"
 max_memory = "8MiB"
 max_body = "64KiB"
 config = { bytes = 200000 }"#;
@@ -110,7 +110,7 @@ async fn every_misbehaving_plugin_fails_only_its_own_request_while_good_requests
 #[tokio::test]
 async fn a_failing_plugin_with_fail_open_is_skipped_and_the_request_goes_on() {
     let home = Backend::named("home").await;
-    let gw = TestGateway::start(&config(home.addr, "fail = \"open\"\ntimeout = \"25ms\"")).await;
+    let gw = TestGateway::start(&config(home.addr, "fail = \"open\"\ntimeout = \"200ms\"")).await;
     for mode in ["trap", "loop"] {
         let reply = with_mode(&gw, mode, "").await;
         assert_eq!((reply.status.as_u16(), reply.text()), (200, "home".to_string()), "{mode}");
