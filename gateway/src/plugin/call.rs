@@ -11,6 +11,9 @@ use super::host::{HostState, MetricOp};
 use super::spec::{InstanceMode, PluginSpec};
 use super::LoadedPlugin;
 
+/// Idle instances a `shared` plugin keeps at most.
+const MAX_IDLE: usize = 16;
+
 /// Why a hook call failed; the request then follows the fail policy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HookFailure {
@@ -103,7 +106,12 @@ impl LoadedPlugin {
         // A shared instance goes back only after a clean call: a trapped
         // instance is poisoned and must never run again.
         if shared && result.is_ok() {
-            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push((store, plugin));
+            // Bounded: idle instances hold slots of the engine's pool, which
+            // per-request plugins need too.
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < MAX_IDLE {
+                idle.push((store, plugin));
+            }
         }
         (result, ops)
     }
