@@ -239,3 +239,35 @@ async fn a_changed_plugin_file_is_reloaded_without_a_signal() {
     }
     assert_eq!(crate::fixtures::get(&url).await.json()["config"], "ok");
 }
+
+#[test]
+fn compiled_plugins_are_cached_on_disk_by_content_hash() {
+    let noop = wasm("noop");
+    let cache = tempfile::tempdir().unwrap();
+    let mut config = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(
+        &mut config,
+        config_text("127.0.0.1:1".parse().unwrap(), "noop", "").as_bytes(),
+    )
+    .unwrap();
+    let check = || {
+        let out = std::process::Command::new(crate::fixtures::process::BIN)
+            .args(["check", "--config"])
+            .arg(config.path())
+            .env("GATEWAY_PLUGIN_CACHE", cache.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    check();
+    let digest = ring::digest::digest(&ring::digest::SHA256, &std::fs::read(&noop).unwrap());
+    let hash: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let cached: Vec<String> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(cached.iter().any(|f| f.starts_with(&hash) && f.ends_with(".cwasm")), "{cached:?}");
+    // A second start loads the artifact instead of compiling (and leaves no temporaries).
+    check();
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), cached.len());
+}
