@@ -52,3 +52,20 @@ async fn the_canary_cohort_moves_to_the_canary_site() {
         assert_eq!(get(&gw.url("/population/a")).await.text(), "home");
     }
 }
+
+#[tokio::test]
+async fn prefer_fastest_moves_traffic_to_the_lower_latency_site() {
+    let slow = Backend::start(|_req| async {
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+        http::Response::new(crate::fixtures::backend::text("home"))
+    })
+    .await;
+    let fast = Backend::named("embassy").await;
+    let gw = TestGateway::start(&config(slow.addr, fast.addr, "{ prefer_fastest = true }")).await;
+    let mut served = Vec::new();
+    for _ in 0..6 {
+        served.push(get(&gw.url("/population/a")).await.text());
+    }
+    // Each site is timed once, then the faster one takes the traffic.
+    assert_eq!(served[2..], ["embassy", "embassy", "embassy", "embassy"], "{served:?}");
+}

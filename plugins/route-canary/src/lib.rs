@@ -57,7 +57,9 @@ impl Plugin for Canary {
             return sites
                 .iter()
                 .filter(|s| s.eligible && s.health == Health::Healthy)
-                .min_by_key(|s| s.latency_ms.unwrap_or(u32::MAX))
+                // A site never timed sorts first: it gets one request and
+                // with it a latency, instead of never being tried.
+                .min_by_key(|s| s.latency_ms.map_or(0, |ms| ms.saturating_add(1)))
                 .map(|s| s.name.clone());
         }
         None
