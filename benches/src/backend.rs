@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -38,6 +38,9 @@ const POPULATION_RECORD: &str = concat!(
     r#""updated_at":"2024-11-20T09:15:00Z"}"#
 );
 
+/// The response header naming the backend (`bench-backend --name`).
+pub static BACKEND_NAME: HeaderName = HeaderName::from_static("x-backend-name");
+
 pub fn population_record() -> Bytes {
     Bytes::from_static(POPULATION_RECORD.as_bytes())
 }
@@ -46,10 +49,37 @@ struct Responses {
     record: Bytes,
     health: Bytes,
     served: Arc<AtomicU64>,
+    /// Stamped as `x-backend-name` so a client behind any proxy can tell
+    /// which backend (home or embassy) answered.
+    name: Option<HeaderValue>,
+    crash_path: Option<String>,
+}
+
+/// How a backend presents itself (all off by default).
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Stamped as `x-backend-name` on every response.
+    pub name: Option<HeaderValue>,
+    /// A request for this path ends the process at once, without a
+    /// response: the kernel resets its connections and the port refuses,
+    /// as when a site dies (SIGKILL), but timed by the load tool's event.
+    pub crash_path: Option<String>,
 }
 
 impl Responses {
     fn respond(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        if self.crash_path.as_deref() == Some(req.uri().path()) {
+            eprintln!("bench-backend: crash requested by {}", req.uri().path());
+            std::process::exit(137);
+        }
+        let mut resp = self.answer(req);
+        if let Some(name) = &self.name {
+            resp.headers_mut().insert(BACKEND_NAME.clone(), name.clone());
+        }
+        resp
+    }
+
+    fn answer(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         self.served.fetch_add(1, Ordering::Relaxed);
         // HEAD shares GET's answer; hyper omits the body on the wire.
         if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -69,10 +99,22 @@ impl Responses {
 /// drains connections for at most [`DRAIN_TIMEOUT`]. Every answered request
 /// increments `served`, which tests compare with the client's count.
 pub async fn serve(listener: TcpListener, served: Arc<AtomicU64>, shutdown: impl Future<Output = ()>) {
+    serve_with(listener, served, Options::default(), shutdown).await;
+}
+
+/// As [`serve`], with a name stamp or a crash path (see [`Options`]).
+pub async fn serve_with(
+    listener: TcpListener,
+    served: Arc<AtomicU64>,
+    options: Options,
+    shutdown: impl Future<Output = ()>,
+) {
     let responses = Arc::new(Responses {
         record: population_record(),
         health: Bytes::from_static(br#"{"status":"ok"}"#),
         served,
+        name: options.name,
+        crash_path: options.crash_path,
     });
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();

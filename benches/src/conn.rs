@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http::{HeaderName, HeaderValue, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
@@ -18,8 +18,8 @@ use crate::stats::ErrorKind;
 use crate::target::Target;
 
 pub enum Conn {
-    H1(http1::SendRequest<Empty<Bytes>>),
-    H2(http2::SendRequest<Empty<Bytes>>),
+    H1(http1::SendRequest<Full<Bytes>>),
+    H2(http2::SendRequest<Full<Bytes>>),
 }
 
 /// A response that was read to the end of its body.
@@ -27,6 +27,8 @@ pub struct Completed {
     pub status: StatusCode,
     pub body_bytes: u64,
     pub finished: Instant,
+    /// The value of the header asked for in [`Conn::exchange_site`], if sent.
+    pub site: Option<HeaderValue>,
 }
 
 impl Conn {
@@ -72,13 +74,24 @@ impl Conn {
     /// Sends one request and reads the whole body, as a real client must
     /// before the connection can carry the next request. Call only on a
     /// connection that [`Link::ready`] returned.
-    pub async fn exchange(&mut self, req: Request<Empty<Bytes>>) -> Result<Completed, ErrorKind> {
+    pub async fn exchange(&mut self, req: Request<Full<Bytes>>) -> Result<Completed, ErrorKind> {
+        self.exchange_site(req, None).await
+    }
+
+    /// As [`Conn::exchange`], also keeping the `site_header` response field
+    /// (which site served: the gateway's served-by or a backend's stamp).
+    pub async fn exchange_site(
+        &mut self,
+        req: Request<Full<Bytes>>,
+        site_header: Option<&HeaderName>,
+    ) -> Result<Completed, ErrorKind> {
         let response = match self {
             Conn::H1(s) => s.send_request(req).await,
             Conn::H2(s) => s.send_request(req).await,
         }
         .map_err(|_| ErrorKind::Io)?;
         let status = response.status();
+        let site = site_header.and_then(|h| response.headers().get(h).cloned());
         let mut body = response.into_body();
         let mut body_bytes = 0u64;
         while let Some(frame) = body.frame().await {
@@ -87,7 +100,7 @@ impl Conn {
                 body_bytes += data.len() as u64;
             }
         }
-        Ok(Completed { status, body_bytes, finished: Instant::now() })
+        Ok(Completed { status, body_bytes, finished: Instant::now(), site })
     }
 }
 

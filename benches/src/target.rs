@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, HOST};
 use http::{HeaderMap, Method, Request, Uri, Version};
-use http_body_util::Empty;
+use http_body_util::Full;
 
 #[derive(Clone, Debug)]
 pub struct Target {
@@ -20,6 +20,8 @@ pub struct Target {
     pub origin_form: Uri,
     pub headers: HeaderMap,
     pub h2: bool,
+    /// Request body; empty for GET. A cheap reference-counted clone per request.
+    pub body: Bytes,
 }
 
 impl Target {
@@ -56,11 +58,17 @@ impl Target {
                 header_map.append(name, value);
             }
         }
-        Ok(Self { addr, method, absolute, origin_form, headers: header_map, h2 })
+        Ok(Self { addr, method, absolute, origin_form, headers: header_map, h2, body: Bytes::new() })
     }
 
-    pub fn request(&self) -> Request<Empty<Bytes>> {
-        let mut req = Request::new(Empty::new());
+    /// The same target sending `body` with every request.
+    pub fn with_body(mut self, body: Bytes) -> Self {
+        self.body = body;
+        self
+    }
+
+    pub fn request(&self) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(self.body.clone()));
         *req.method_mut() = self.method.clone();
         *req.headers_mut() = self.headers.clone();
         if self.h2 {

@@ -19,6 +19,14 @@ struct Args {
     /// Runtime threads: 1 is a current-thread runtime, more a multi-thread one.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: u16,
+    /// Stamp every response with `x-backend-name: NAME` (home, embassy, ...),
+    /// so load results show which backend served behind any proxy.
+    #[arg(long)]
+    name: Option<String>,
+    /// A request for this path (e.g. /__crash) kills the process at once,
+    /// with no response: for failover measurements. Off unless given.
+    #[arg(long)]
+    crash_path: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,7 +51,9 @@ fn main() -> anyhow::Result<()> {
                 _ = int.recv() => {}
             }
         };
-        backend::serve(listener, Arc::clone(&served), shutdown).await;
+        let name = args.name.as_deref().map(http::HeaderValue::from_str).transpose().context("--name")?;
+        let options = backend::Options { name, crash_path: args.crash_path.clone() };
+        backend::serve_with(listener, Arc::clone(&served), options, shutdown).await;
         eprintln!("bench-backend: shutting down after {} requests", served.load(Ordering::Relaxed));
         Ok(())
     })

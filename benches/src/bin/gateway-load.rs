@@ -11,12 +11,34 @@ use gateway_bench::load::{self, LoadConfig};
 use gateway_bench::report::{Report, RunInfo};
 use gateway_bench::target::Target;
 
+use gateway_bench::scenario_cli;
+
 #[derive(Parser, Debug)]
 #[command(version, about = "HTTP load generator for the Data Embassy Gateway benchmarks")]
 struct Args {
     /// Target URL (http:// only), e.g. http://127.0.0.1:18080/population/people/38001085718
+    #[arg(long, required_unless_present = "scenario")]
+    url: Option<String>,
+    /// Run a scenario file (TOML) instead of a single URL; see benches/scenarios/.
+    #[arg(long, conflicts_with_all = ["url", "rate", "json", "max_requests"])]
+    scenario: Option<PathBuf>,
+    /// Scenario targets, `name=http://...` or a bare URL (repeatable):
+    /// replaces the file's `target` / `[targets]`; several run side by side.
+    #[arg(long = "target", requires = "scenario")]
+    targets: Vec<String>,
+    /// Target the others are compared with (default: "direct", else the first).
+    #[arg(long, requires = "scenario")]
+    baseline: Option<String>,
+    /// Scenario output on stdout: table, csv or json.
+    #[arg(long, default_value = "table", value_parser = ["table", "csv", "json"], requires = "scenario")]
+    format: String,
+    /// Write every output (report.txt, classes.csv, timeline.csv, report.json,
+    /// report.svg per target; comparison.txt/json) into this directory.
+    #[arg(long, requires = "scenario")]
+    out: Option<PathBuf>,
+    /// Live progress on stderr once a second even when stderr is not a tty.
     #[arg(long)]
-    url: String,
+    progress: bool,
     /// Concurrent keep-alive connections.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     connections: u32,
@@ -55,6 +77,27 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(path) = args.scenario.clone() {
+        return match scenario_cli::run(
+            &path,
+            &args.targets,
+            args.baseline.as_deref(),
+            &args.format,
+            args.out.as_deref(),
+            args.progress,
+            args.threads.into(),
+        ) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => {
+                eprintln!("gateway-load: no request completed against some target");
+                ExitCode::from(2)
+            }
+            Err(e) => {
+                eprintln!("gateway-load: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(args) {
         Ok(report) if report.requests > 0 => ExitCode::SUCCESS,
         Ok(_) => {
@@ -75,7 +118,8 @@ fn run(args: Args) -> anyhow::Result<Report> {
     if let Some(rate) = args.rate {
         anyhow::ensure!(rate.is_finite() && rate > 0.0, "--rate must be a positive number");
     }
-    let target = Target::new(&args.url, &args.method, &args.headers, args.h2)?;
+    let url = args.url.clone().context("--url is required without --scenario")?;
+    let target = Target::new(&url, &args.method, &args.headers, args.h2)?;
     let config = LoadConfig {
         target,
         connections: args.connections as usize,
@@ -94,7 +138,7 @@ fn run(args: Args) -> anyhow::Result<Report> {
         &measurement.stats,
         measurement.elapsed,
         RunInfo {
-            url: args.url,
+            url,
             method: config.target.method.to_string(),
             connections: config.connections,
             h2: args.h2,

@@ -1,0 +1,123 @@
+# bench-lib.sh: helpers shared by side-by-side.sh and failover-bench.sh
+# (sourced, not run). Servers started here are tracked in LIVE and stopped
+# by cleanup; everything listens on 127.0.0.1 only.
+
+log() { printf '[%s] %s\n' "$SCRIPT" "$*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+# One CPU for the load generator, the other for every server process.
+if command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]]; then
+    LOAD_PIN=(taskset -c 0)
+    SERVER_PIN=(taskset -c 1)
+else
+    LOAD_PIN=()
+    SERVER_PIN=()
+fi
+
+declare -A LIVE=() # pid -> name
+
+alive() {
+    local state
+    state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n $state && $state != Z ]]
+}
+
+stop_pid() {
+    local pid=$1 tick
+    if alive "$pid"; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((tick = 0; tick < 50; tick++)); do
+            alive "$pid" || break
+            sleep 0.1
+        done
+        if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+    fi
+    wait "$pid" 2>/dev/null || true
+    unset "LIVE[$pid]"
+}
+
+cleanup() {
+    local pid
+    for pid in "${!LIVE[@]}"; do
+        stop_pid "$pid"
+    done
+    [[ -n ${TMP:-} ]] && rm -rf "$TMP"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Polls (bounded, 10 s) until the port accepts; fails early if the server died.
+wait_port() {
+    local port=$1 pid=$2 tick
+    for ((tick = 0; tick < 100; tick++)); do
+        port_open "$port" && return 0
+        alive "$pid" || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# start_server NAME PORT CMD...: pinned to the server CPU; sets SERVER_PID.
+start_server() {
+    local name=$1 port=$2
+    shift 2
+    SERVER_PID=""
+    if port_open "$port"; then
+        log "port $port is already in use; not starting $name"
+        return 1
+    fi
+    "${SERVER_PIN[@]}" "$@" >>"$RESULTS_DIR/logs/$name.log" 2>&1 &
+    SERVER_PID=$!
+    LIVE[$SERVER_PID]=$name
+    if ! wait_port "$port" "$SERVER_PID"; then
+        log "$name did not start listening on $port (log: $RESULTS_DIR/logs/$name.log)"
+        stop_pid "$SERVER_PID"
+        return 1
+    fi
+}
+
+find_bin() {
+    command -v "$1" 2>/dev/null && return 0
+    [[ -x /usr/sbin/$1 ]] && echo "/usr/sbin/$1" && return 0
+    return 1
+}
+
+# write_nginx_conf DIR PORT BACKEND_PORT
+write_nginx_conf() {
+    local dir=$1 port=$2 backend=$3 temp_paths="" module
+    mkdir -p "$dir"
+    for module in client_body proxy fastcgi uwsgi scgi; do
+        if ! "$(find_bin nginx)" -V 2>&1 | grep -q -- "--without-http_${module}_module"; then
+            temp_paths+="    ${module}_temp_path $dir/${module}_temp;"$'\n'
+        fi
+    done
+    cat >"$dir/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+master_process off;
+pid $dir/nginx.pid;
+error_log $RESULTS_DIR/logs/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+$temp_paths
+    keepalive_requests 1000000;
+    upstream backend {
+        server 127.0.0.1:$backend;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+CONF
+}
