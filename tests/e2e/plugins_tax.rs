@@ -8,12 +8,15 @@ use crate::fixtures::client::h1_client;
 use crate::fixtures::plugins::entry;
 use crate::fixtures::{get, send, Backend, TestGateway};
 
-async fn tax_backend() -> Backend {
-    Backend::start(|req| async move {
+/// `json = false`: poll answers are plain text, which the guard does not
+/// store, so every poll meets the rate check.
+async fn tax_backend(json: bool) -> Backend {
+    Backend::start(move |req| async move {
         let status = if req.method() == Method::POST { 201 } else { 200 };
+        let kind = if json { "application/json" } else { "text/plain" };
         Response::builder()
             .status(status)
-            .header("content-type", "application/json")
+            .header("content-type", kind)
             .body(text(r#"{"status":"accepted"}"#))
             .unwrap()
     })
@@ -39,7 +42,7 @@ sites.home.backends = ["{home}"]
 
 #[tokio::test]
 async fn under_pressure_polls_beyond_the_citizen_rate_get_429_and_submissions_never_do() {
-    let mut home = tax_backend().await;
+    let mut home = tax_backend(false).await;
     // pressure_rps = 0: always under pressure.
     let guard =
         "{ pressure_rps = 0, polls_per_window = 2, window_ms = 60000, fresh_ms = 1, retry_after = 7 }";
@@ -68,8 +71,9 @@ async fn under_pressure_polls_beyond_the_citizen_rate_get_429_and_submissions_ne
 
 #[tokio::test]
 async fn a_fresh_poll_answer_is_served_from_the_shared_store() {
-    let mut home = tax_backend().await;
-    let guard = "{ pressure_rps = 1000000, fresh_ms = 60000 }";
+    let mut home = tax_backend(true).await;
+    // Under pressure, and still a fresh stored answer beats a 429.
+    let guard = "{ pressure_rps = 0, polls_per_window = 1, fresh_ms = 60000 }";
     let gw = TestGateway::start(&config(home.addr, guard)).await;
 
     let poll = gw.url("/tax/declarations/37605030299/2025");
