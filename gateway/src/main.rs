@@ -158,6 +158,9 @@ fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> {
             println!("  curl -X POST http://{}/sites/population/home/down", demo::CONTROL);
             println!("  curl -i http://{local}/population/people");
             println!("  curl -X POST http://{}/sites/population/home/up", demo::CONTROL);
+            println!("While the embassy serves, its legacy answers reach you in the home schema");
+            println!("(x-schema-translated: the population-translate plugin). Tax status polls are");
+            println!("guarded by tax-peak-guard: fresh answers from its store, 429 per citizen under load.");
             println!("Steer it: GATEWAY_ADMIN_TOKEN={} target/release/gateway ctl status", demo::ADMIN_TOKEN);
             println!("Stop with Ctrl-C.\n");
         }
@@ -165,6 +168,7 @@ fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> {
         if let Some(path) = source {
             gateway.set_source(path);
             tokio::spawn(reload_on_sighup(gateway.clone()));
+            tokio::spawn(gateway::plugin::watch::watch(gateway.clone(), std::time::Duration::from_secs(1)));
         }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         if let Some(admin) = gateway.config().admin.clone() {

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub config_generation: IntGauge,
     /// Admission, queue, spill-over and cache (issue 5).
     pub burst: crate::burst::metrics::BurstMetrics,
+    /// Plugin calls, failures, durations, and plugins' own metrics.
+    pub plugins: crate::plugin::metrics::PluginMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -133,6 +135,7 @@ impl Metrics {
             config_reloads: counter(&r, "config_reloads_total", "Configuration reloads", &["result"]),
             config_generation: generation,
             burst: crate::burst::metrics::BurstMetrics::new(&r),
+            plugins: crate::plugin::metrics::PluginMetrics::new(&r),
             registry: r,
         }
     }

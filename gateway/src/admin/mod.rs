@@ -9,11 +9,13 @@
 //! | POST | /v1/registries/{r}/drain/{site} | no new requests for that site |
 //! | POST | /v1/registries/{r}/automatic | clear force and drains |
 //! | POST | /v1/reload | re-read the configuration file (as SIGHUP) |
+//! | GET | /v1/plugins | every registry's plugin chain: name, content hash, policy |
 //! | GET | /metrics | Prometheus exposition (token required) |
 
 mod api;
 pub mod ctl;
 pub mod metrics;
+mod plugins;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -81,6 +83,7 @@ async fn handle(
             resp
         }
         (&Method::GET, ["v1", "status"]) => json(StatusCode::OK, api::status(gateway)),
+        (&Method::GET, ["v1", "plugins"]) => json(StatusCode::OK, plugins::list(gateway)),
         (&Method::GET, ["metrics"]) => {
             let sites = gateway.all_sites();
             let text = gateway.metrics().render(sites.iter().map(|s| &**s));

@@ -191,7 +191,8 @@ fn compile_registry(
     let burst =
         file.burst.as_ref().map(|b| Arc::new(super::burst::compile(b, &format!("{path}.burst"), errors)));
     let cache = file.cache.as_ref().map(|c| super::cache::compile(c, &format!("{path}.cache"), errors));
-    name_ok.then(|| Registry { name: name.into(), sites, limits, continuity, burst, cache })
+    let plugins = super::plugins::compile_chain(name, &file.plugins, path, errors);
+    name_ok.then(|| Registry { name: name.into(), sites, limits, continuity, burst, cache, plugins })
 }
 
 fn registry_name(name: &str) -> Result<(), String> {

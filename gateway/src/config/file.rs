@@ -97,6 +97,9 @@ pub struct RegistryFile {
     pub burst: Option<super::burst::BurstFile>,
     /// Response cache for GET and HEAD.
     pub cache: Option<super::cache::CacheFile>,
+    /// The plugin chain, in the order it runs (see `super::plugins`).
+    #[serde(default)]
+    pub plugins: Vec<super::plugins::PluginFile>,
 }
 
 /// One way a request reaches a registry.

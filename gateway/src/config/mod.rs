@@ -11,6 +11,7 @@ mod error;
 pub mod file;
 pub mod log;
 mod parse;
+pub mod plugins;
 pub mod runtime;
 pub mod tls;
 

@@ -88,6 +88,8 @@ pub struct Registry {
     pub continuity: ContinuitySettings,
     pub burst: Option<Arc<super::burst::BurstSettings>>,
     pub cache: Option<super::cache::CacheSettings>,
+    /// Loaded plugins, in chain order; equal when files and settings are.
+    pub plugins: crate::plugin::Chain,
 }
 
 impl Registry {

@@ -104,6 +104,15 @@ impl SimulatedSite {
         match (self.registry.as_str(), method, segments.as_slice()) {
             (_, &Method::GET, ["health"]) => (StatusCode::OK, json!({"status": "ok", "site": self.site})),
             (_, &Method::GET, ["as-of"]) => (StatusCode::OK, json!({"as_of": "2026-11-22T03:00:00Z"})),
+            // The embassy's copy speaks the legacy schema; the
+            // population-translate plugin turns it into the home one.
+            ("population", &Method::GET, ["people"]) if self.site != "home" => {
+                let list: Vec<Value> = data::people().iter().map(data::legacy_list_entry).collect();
+                (StatusCode::OK, json!({"isikud": list}))
+            }
+            ("population", &Method::GET, ["people", id]) if self.site != "home" => {
+                found(by_field(data::people(), "id", id).map(|p| data::legacy_person(&p)))
+            }
             ("population", &Method::GET, ["people"]) => {
                 let list: Vec<Value> = data::people()
                     .iter()

@@ -51,6 +51,40 @@ pub fn people() -> Vec<Value> {
         .collect()
 }
 
+/// A person in the embassy copy's legacy schema: Estonian field names,
+/// DD.MM.YYYY dates, `isik` / `elukoht` nesting.
+pub fn legacy_person(home: &Value) -> Value {
+    let birth = home["birth_date"].as_str().unwrap_or("0000-00-00");
+    let (y, m, d) = (&birth[0..4], &birth[5..7], &birth[8..10]);
+    let sex = if home["sex"] == "F" { "N" } else { "M" };
+    json!({
+        "isik": {
+            "isikukood": home["id"],
+            "eesnimi": home["given_name"],
+            "perenimi": home["family_name"],
+            "sugu": sex,
+            "synniaeg": format!("{d}.{m}.{y}"),
+            "kodakondsus": home["citizenship"],
+            "staatus": if home["status"] == "resident" { "elanik" } else { "muu" },
+        },
+        "elukoht": {
+            "riik": home["residence"]["country"],
+            "omavalitsus": home["residence"]["municipality"],
+            "aadress": home["residence"]["street_address"],
+        },
+    })
+}
+
+/// A people-list entry in the legacy schema.
+pub fn legacy_list_entry(home: &Value) -> Value {
+    let name = format!(
+        "{} {}",
+        home["given_name"].as_str().unwrap_or(""),
+        home["family_name"].as_str().unwrap_or("")
+    );
+    json!({"isikukood": home["id"], "nimi": name})
+}
+
 pub fn tax_declaration(person: &Value) -> Value {
     let id = person["id"].as_str().unwrap_or_default();
     let seed: u64 = id.bytes().map(u64::from).sum();

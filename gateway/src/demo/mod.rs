@@ -18,13 +18,24 @@ pub use control::start_control;
 pub const DEMO_CONFIG: &str = include_str!("../../../config/demo.toml");
 
 /// Compiles the embedded config, optionally with another listen address.
+/// Plugin paths in it are relative to the repository root; run from
+/// elsewhere, they are looked up beside the crate this binary was built from.
 pub fn config(listen: Option<SocketAddr>) -> Result<Config, config::ConfigErrors> {
-    let mut config = config::from_toml(DEMO_CONFIG)?;
+    let text = if std::path::Path::new(PLUGIN_DIR).is_dir() {
+        DEMO_CONFIG.to_string()
+    } else {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../");
+        DEMO_CONFIG.replace(&format!("\"{PLUGIN_DIR}"), &format!("\"{root}{PLUGIN_DIR}"))
+    };
+    let mut config = config::from_toml(&text)?;
     if let Some(listen) = listen {
         config.server.listen = listen;
     }
     Ok(config)
 }
+
+/// Where `scripts/build-plugins` puts the plugins, from the repository root.
+const PLUGIN_DIR: &str = "plugins/target/wasm32-wasip2/release";
 
 /// The demo's admin token: it is in config/demo.toml for all to read, so
 /// it protects nothing; real deployments use `token_env`.

@@ -21,12 +21,13 @@ use super::generation::{Generation, RegistryState};
 use super::headers::ViaValues;
 use super::replay::RequestBody;
 use super::request::UpstreamHead;
-use super::respond;
+use super::{plugins, respond};
 use crate::admin::metrics::Metrics;
 use crate::burst::{Decision, Slot};
 use crate::cache::coalesce::{self, Join};
 use crate::cache::{Cache, Lookup, RequestParts};
 use crate::config::ServerSettings;
+use crate::plugin::{wit, Chain};
 
 /// Admission phase: the request's priority class (`None` without a
 /// `[burst]` policy) or 429 with Retry-After when a rate limit says no.
@@ -59,6 +60,18 @@ pub(super) struct Fetch<'a> {
     pub registry: &'a Arc<RegistryState>,
     pub server: &'a ServerSettings,
     pub via: &'a ViaValues,
+    pub plugins: Plugins<'a>,
+}
+
+/// The registry's plugins as forwarding needs them: choose-site before the
+/// slot, on-response after the answer, so the cache stores what clients see
+/// (translated) and a hit needs no plugin call.
+#[derive(Clone, Copy)]
+pub(super) struct Plugins<'a> {
+    pub chain: &'a Chain,
+    /// The request as on-request saw it (`None` without plugins).
+    pub seen: Option<&'a wit::Request>,
+    pub hint: Option<&'a str>,
 }
 
 /// Select-site, slot and forward phases: the plan (with spill-over), a
@@ -76,9 +89,13 @@ pub(super) async fn fetch(
     let registry = f.registry;
     let idempotent = head.method.is_idempotent();
     let mut plan = super::select_sites(registry, write)?;
+    let p = f.plugins;
+    let hint = p.hint.map(str::to_owned);
+    plugins::order_sites(p.chain, p.seen, hint, &mut plan, &registry.sites, ctx, metrics)?;
     let _slot = slot(registry, &mut plan, class, ctx.deadline, metrics).await?;
     let answer = attempt::forward(registry, &plan, head, body, idempotent, ctx, metrics).await?;
-    Ok(respond::from_upstream(answer, &registry.sites, f.via, f.server))
+    let resp = respond::from_upstream(answer, &registry.sites, f.via, f.server);
+    plugins::on_response(p.chain, p.seen, resp, &registry.sites, ctx, metrics).await
 }
 
 async fn slot(
@@ -138,6 +155,7 @@ pub(super) async fn through_cache(
     registry: &Arc<RegistryState>,
     cache: &Arc<Cache>,
     class: Option<usize>,
+    plugins: Plugins<'_>,
     req: RequestParts,
     head: UpstreamHead,
     ctx: &mut RequestContext,
@@ -153,7 +171,7 @@ pub(super) async fn through_cache(
         }
         Lookup::Revalidate(entry) => {
             count("stale");
-            refresh_behind(gen, registry, cache, class, &req, head, metrics);
+            refresh_behind(gen, registry, cache, (class, plugins), &req, head, metrics);
             return Ok(cache.serve_stale(&entry, &req, served_by));
         }
         Lookup::Miss { stale } => stale,
@@ -171,7 +189,7 @@ pub(super) async fn through_cache(
         }
     };
     count("miss");
-    let f = Fetch { registry, server: &gen.config.server, via: &gen.via };
+    let f = Fetch { registry, server: &gen.config.server, via: &gen.via, plugins };
     let result = fetch(&f, class, head, RequestBody::Empty, false, ctx, metrics).await;
     match result {
         Ok(resp) if !resp.status().is_server_error() => {
@@ -197,7 +215,7 @@ fn refresh_behind(
     gen: &Generation,
     registry: &Arc<RegistryState>,
     cache: &Arc<Cache>,
-    class: Option<usize>,
+    (class, plugins): (Option<usize>, Plugins<'_>),
     req: &RequestParts,
     head: UpstreamHead,
     metrics: &Metrics,
@@ -213,12 +231,14 @@ fn refresh_behind(
         r.into_parts().0
     };
     let id = head.headers.get(super::headers::X_REQUEST_ID.clone()).cloned();
+    let (chain, seen, hint) = (plugins.chain.clone(), plugins.seen.cloned(), plugins.hint.map(str::to_owned));
     tokio::spawn(async move {
+        let plugins = Plugins { chain: &chain, seen: seen.as_ref(), hint: hint.as_deref() };
         let _leader = leader;
         let mut ctx = RequestContext::new(id.unwrap_or_else(|| http::HeaderValue::from_static("refresh")));
         ctx.deadline = ctx.started + registry.sites.registry.limits.request_timeout;
         ctx.registry = Some(registry.sites.registry.name.clone());
-        let f = Fetch { registry: &registry, server: &config.server, via: &via };
+        let f = Fetch { registry: &registry, server: &config.server, via: &via, plugins };
         match fetch(&f, class, head, RequestBody::Empty, false, &mut ctx, &metrics).await {
             Ok(resp) if !resp.status().is_server_error() => {
                 let _ = cache.store(&req, resp, ctx.deadline).await;

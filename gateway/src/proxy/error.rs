@@ -15,6 +15,9 @@ pub enum Fault {
     Upstream,
     /// The gateway itself (its configuration or a bug).
     Internal,
+    /// A registry's plugin failed (trap, timeout, memory, bad output) and
+    /// its fail policy is `closed`.
+    Plugin,
 }
 
 impl Fault {
@@ -23,6 +26,7 @@ impl Fault {
             Fault::Client => "client",
             Fault::Upstream => "upstream",
             Fault::Internal => "internal",
+            Fault::Plugin => "plugin",
         }
     }
 }
@@ -69,6 +73,10 @@ pub enum ProxyError {
     Shed { registry: String, site: String, reason: &'static str, retry_after: u32 },
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("plugin {plugin} failed in {hook}: {reason}")]
+    PluginFailed { plugin: String, hook: &'static str, reason: String },
+    #[error("{what} body is larger than plugin {plugin}'s limit of {limit} bytes")]
+    PluginBodyTooLarge { plugin: String, what: &'static str, limit: usize },
 }
 
 impl ProxyError {
@@ -88,6 +96,8 @@ impl ProxyError {
             | NoHealthySite { .. }
             | WriteRejected { .. } => Fault::Upstream,
             Internal(_) => Fault::Internal,
+            PluginFailed { .. } | PluginBodyTooLarge { what: "response", .. } => Fault::Plugin,
+            PluginBodyTooLarge { .. } => Fault::Client,
         }
     }
 
@@ -108,6 +118,9 @@ impl ProxyError {
             NoHealthySite { .. } | WriteRejected { .. } | Shed { .. } => StatusCode::SERVICE_UNAVAILABLE,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            PluginFailed { .. } => StatusCode::BAD_GATEWAY,
+            PluginBodyTooLarge { what: "response", .. } => StatusCode::BAD_GATEWAY,
+            PluginBodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 
@@ -129,7 +142,9 @@ impl ProxyError {
             NoHealthySite { .. } | WriteRejected { .. } => "destination_unavailable",
             RateLimited { .. } => "http_request_denied",
             Shed { .. } => "connection_limit_reached",
-            Internal(_) => "proxy_internal_error",
+            Internal(_) | PluginFailed { .. } => "proxy_internal_error",
+            PluginBodyTooLarge { what: "response", .. } => "proxy_internal_error",
+            PluginBodyTooLarge { .. } => "http_request_error",
         }
     }
 }

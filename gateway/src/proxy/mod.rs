@@ -14,7 +14,10 @@
 //!            admission    priority class, rate limits per registry and
 //!              │          per client (burst.rs)  ──► 429 + Retry-After
 //!              ▼
-//!           (on-request plugins: issue 4)
+//!            on_request   registry's plugins (plugins.rs): change the request,
+//!              │          answer it, or hint a site; body read only if declared
+//!              │            ──► plugin's answer / 413 / 502 (fail = closed)
+//!              ▼
 //!              │
 //!              ▼
 //!            cache        GET / HEAD: fresh hit, stale-while-revalidate,
@@ -24,6 +27,7 @@
 //!              │          live backend health, drains, write policy;
 //!              │          spill-over to an embassy when home is saturated
 //!              │            ──► 503 + Retry-After (all down, write rejected)
+//!              │          then plugins' hint and choose-site reorder the plan
 //!              ▼
 //!            slot         concurrency slot at the site, bounded priority
 //!              │          queue with deadline  ──► 503 + Retry-After
@@ -35,11 +39,11 @@
 //!              │          outcomes feed passive outlier detection
 //!              │            ──► 413 / 502 / 504
 //!              ▼
-//!           (on-response plugins: issue 4)
-//!              │
-//!              ▼
 //!            respond      strip hop-by-hop, Via, x-request-id, served-by and
-//!                         freshness; body streams under the request deadline
+//!              │          freshness; body streams under the request deadline
+//!              ▼
+//!            on_response  registry's plugins: rewrite status, headers, body
+//!                         (translation); body buffered only if declared
 //! ```
 //!
 //! Errors from any phase become one [`ProxyError`], answered by
@@ -55,6 +59,8 @@ mod gateway;
 pub mod generation;
 mod hardening;
 pub mod headers;
+mod plugin_body;
+mod plugins;
 mod replay;
 mod request;
 mod respond;
@@ -141,19 +147,35 @@ impl Generation {
         ctx.registry_index = Some(routed.route.registry);
         ctx.deadline = ctx.started + limits.request_timeout;
 
+        // Admission before plugins: refusing costs nothing, running wasm does.
         let class = burst::admit(registry, ctx, conn, &req, metrics)?;
 
         let (mut parts, incoming) = req.into_parts();
+        let chain = &routed.registry.plugins;
+        let on_request = plugins::on_request(chain, &mut parts, incoming, ctx, conn, metrics, limits).await?;
+        let (inbound, hint, seen) = match on_request {
+            plugins::OnRequest::Go { body, hint, seen } => (body, hint, seen),
+            plugins::OnRequest::Respond(resp) => return Ok(resp),
+        };
         let write = !parts.method.is_safe();
         let head = request::upstream_head(&mut parts, ctx, conn, routed.route, limits, self)?;
+        let plugins = burst::Plugins { chain, seen: seen.as_ref(), hint: hint.as_deref() };
         let cache = registry.cache.as_ref().filter(|_| crate::cache::applies(&parts.method));
-        if let Some(cache) = cache.filter(|_| http_body::Body::is_end_stream(&incoming)) {
+        if let Some(cache) = cache.filter(|_| inbound.is_empty()) {
             let req = burst::cache_request(&parts, &head);
-            return burst::through_cache(self, registry, cache, class, req, head, ctx, metrics).await;
+            return burst::through_cache(self, registry, cache, class, plugins, req, head, ctx, metrics)
+                .await;
         }
         let replay_cap = routed.registry.continuity.replay_buffer;
-        let body = RequestBody::prepare(incoming, &head.headers, replay_cap, limits, ctx.deadline).await?;
-        let fetch = burst::Fetch { registry, server: &self.config.server, via: &self.via };
+        let body = match inbound {
+            plugins::Inbound::Streaming(incoming) => {
+                RequestBody::prepare(incoming, &head.headers, replay_cap, limits, ctx.deadline).await?
+            }
+            plugins::Inbound::Buffered(b) if b.is_empty() => RequestBody::Empty,
+            plugins::Inbound::Buffered(b) => RequestBody::Buffered(b),
+            plugins::Inbound::Over(rest) => RequestBody::Streaming(Some(rest)),
+        };
+        let fetch = burst::Fetch { registry, server: &self.config.server, via: &self.via, plugins };
         burst::fetch(&fetch, class, head, body, write, ctx, metrics).await
     }
 }

@@ -77,6 +77,9 @@ pub fn error(
             tracing::warn!(request_id = id, registry = ?ctx.registry, site = ?ctx.site, error = %logged, "upstream failed")
         }
         Fault::Internal => tracing::error!(request_id = id, error = %logged, "internal error"),
+        Fault::Plugin => {
+            tracing::error!(request_id = id, registry = ?ctx.registry, error = %logged, "plugin failed")
+        }
     }
     let body = serde_json::json!({
         "error": kind,
