@@ -89,3 +89,30 @@ async fn a_response_body_over_the_plugin_cap_fails_with_reject_and_streams_untra
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body, LEGACY.as_bytes());
 }
+
+#[tokio::test]
+async fn the_cache_keeps_the_translated_answer_so_a_hit_is_in_the_home_schema_without_asking_the_embassy() {
+    let mut embassy = Backend::start(|_req| async {
+        Response::builder()
+            .header("content-type", "application/json")
+            .header("cache-control", "public, max-age=60")
+            .body(text(LEGACY))
+            .unwrap()
+    })
+    .await;
+    let cached = format!(
+        "{}\n[registries.population.cache]\nmax_bytes = \"1MiB\"\n",
+        config(closed_port().await, embassy.addr)
+    );
+    let gw = TestGateway::start(&cached).await;
+    let want: Value = serde_json::from_str(HOME).unwrap();
+
+    let first = get(&gw.url("/population/people/48001080271")).await;
+    assert_eq!(first.header("x-served-by"), "embassy-lu");
+    assert_eq!(first.json(), want);
+    let second = get(&gw.url("/population/people/48001080271")).await;
+    assert_eq!(second.status, 200, "{}", second.text());
+    assert_eq!(second.header("x-served-by"), "cache");
+    assert_eq!(second.json(), want, "a hit is what clients saw the first time: the home schema");
+    assert_eq!(embassy.take_seen().len(), 1, "the hit did not reach the embassy");
+}
