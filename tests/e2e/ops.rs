@@ -229,7 +229,14 @@ async fn sighup_reloads_the_configuration_file() {
 #[tokio::test]
 async fn every_metric_on_the_grafana_dashboard_is_exported() {
     let embassy = Backend::named("embassy").await;
-    let extra = format!("sites.embassy-lu.backends = [\"{}\"]", embassy.addr);
+    // A burst policy, a cache and a plugin, so their series exist too.
+    let extra = format!(
+        "sites.embassy-lu.backends = [\"{}\"]\n\
+         [registries.population.burst]\nmax_in_flight = 8\n\
+         [registries.population.cache]\nmax_bytes = \"1MiB\"\n{}",
+        embassy.addr,
+        crate::fixtures::plugins::entry("population", "noop", "")
+    );
     let toml = config(closed_port().await, "/", &extra);
     let gw = TestGateway::start(&toml).await;
     get(&gw.url("/people/1")).await; // a retry after a refused connection
@@ -247,8 +254,8 @@ async fn every_metric_on_the_grafana_dashboard_is_exported() {
         .find_iter(&dashboard)
         .map(|m| m.as_str().trim_end_matches("_bucket").to_string())
         .collect();
-    // Only appears once a retry budget has run dry.
-    let rare = ["gateway_retry_budget_exhausted_total"];
+    // Only appear once a retry budget has run dry / a read has spilled.
+    let rare = ["gateway_retry_budget_exhausted_total", "gateway_spill_total"];
     for name in names.iter().filter(|n| !rare.contains(&n.as_str())) {
         assert!(
             text.contains(&format!("# TYPE {name} ")),
