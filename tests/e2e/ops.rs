@@ -40,7 +40,7 @@ async fn admin(gw: &TestGateway, method: Method, path: &str) -> Reply {
 
 /// The value of one sample line in Prometheus text, e.g.
 /// `gateway_requests_total{class="2xx",...}`; 0 when absent.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))

@@ -86,3 +86,38 @@ async fn a_fresh_poll_answer_is_served_from_the_shared_store() {
     assert_eq!(second.body, first.body);
     assert_eq!(home.take_seen().len(), 1, "the second poll reached the registry");
 }
+
+#[tokio::test]
+async fn a_citizen_over_the_poll_rate_is_demoted_to_the_lowest_burst_class_by_the_plugin() {
+    use crate::continuity::TOKEN;
+    let home = tax_backend(false).await;
+    // No pressure ever, so nothing is shed: the guard demotes instead.
+    let guard =
+        r#"{ pressure_rps = 1000000, polls_per_window = 1, window_ms = 60000, demote_to = "browse" }"#;
+    let toml = config(home.addr, guard).replace(
+        "[registries.tax]",
+        &format!(
+            "[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n\
+             [registries.tax.burst]\nmax_in_flight = 8\nclasses = [\
+             {{ name = \"status\", methods = [\"GET\"], prefixes = [\"/tax/declarations\"] }}, \
+             {{ name = \"browse\" }}]\n[registries.tax]"
+        ),
+    );
+    let gw = TestGateway::start(&toml).await;
+
+    // A citizen of its own: the plugins' shared store lives as long as the
+    // process, and other tests poll as other citizens.
+    let poll = gw.url("/tax/declarations/51107121760/2025");
+    assert_eq!(get(&poll).await.status, 200);
+    assert_eq!(get(&poll).await.status, 200, "a demoted poll is still served");
+    let req = http::Request::get(format!("http://{}/metrics", gw.admin.unwrap()))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(crate::fixtures::client::empty())
+        .unwrap();
+    let text = send(&h1_client(), req).await.text();
+    let admitted = |class| {
+        crate::ops::sample(&text, "gateway_admission_total", &[("class", class), ("outcome", "admitted")])
+    };
+    assert_eq!(admitted("status"), 1.0, "the first poll keeps its route's class\n{text}");
+    assert_eq!(admitted("browse"), 1.0, "the second is in the plugin's class");
+}

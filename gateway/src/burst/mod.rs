@@ -68,6 +68,11 @@ impl Admission {
         self.settings.classes.get(class).map_or("default", |c| c.name.as_str())
     }
 
+    /// The class called `name`, if the policy has one.
+    pub fn class_index(&self, name: &str) -> Option<usize> {
+        self.settings.classes.iter().position(|c| c.name == name)
+    }
+
     /// Admission phase: the request's class, then the rate limits.
     pub fn admit(
         &self,

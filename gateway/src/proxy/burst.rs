@@ -54,6 +54,17 @@ pub(super) fn admit(
     }
 }
 
+/// A plugin's priority decision (a class name) overrides the class that
+/// admission gave by route and method; the rate limits have already run.
+pub(super) fn reclassify(
+    registry: &RegistryState,
+    class: Option<usize>,
+    priority: Option<&str>,
+) -> Option<usize> {
+    let (Some(adm), Some(name)) = (&registry.admission, priority) else { return class };
+    adm.class_index(name).or(class)
+}
+
 /// What forwarding needs from the generation; owned copies of it outlive
 /// the request for a background refresh.
 pub(super) struct Fetch<'a> {

@@ -153,10 +153,11 @@ impl Generation {
         let (mut parts, incoming) = req.into_parts();
         let chain = &routed.registry.plugins;
         let on_request = plugins::on_request(chain, &mut parts, incoming, ctx, conn, metrics, limits).await?;
-        let (inbound, hint, seen) = match on_request {
-            plugins::OnRequest::Go { body, hint, seen } => (body, hint, seen),
+        let (inbound, hint, seen, priority) = match on_request {
+            plugins::OnRequest::Go { body, hint, seen, priority } => (body, hint, seen, priority),
             plugins::OnRequest::Respond(resp) => return Ok(resp),
         };
+        let class = burst::reclassify(registry, class, priority.as_deref());
         let write = !parts.method.is_safe();
         let head = request::upstream_head(&mut parts, ctx, conn, routed.route, limits, self)?;
         let plugins = burst::Plugins { chain, seen: seen.as_ref(), hint: hint.as_deref() };

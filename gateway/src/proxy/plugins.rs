@@ -54,6 +54,8 @@ pub enum OnRequest {
         hint: Option<String>,
         /// The request as plugins see it (without body), for later hooks.
         seen: Option<wit::Request>,
+        /// A burst priority class a plugin put the request in.
+        priority: Option<String>,
     },
     Respond(Response<ProxyBody>),
 }
@@ -143,7 +145,12 @@ pub async fn on_request(
     limits: &Limits,
 ) -> Result<OnRequest, ProxyError> {
     if chain.is_empty() {
-        return Ok(OnRequest::Go { body: Inbound::Streaming(incoming), hint: None, seen: None });
+        return Ok(OnRequest::Go {
+            body: Inbound::Streaming(incoming),
+            hint: None,
+            seen: None,
+            priority: None,
+        });
     }
     let mut seen = wit::Request {
         method: parts.method.as_str().to_string(),
@@ -159,7 +166,7 @@ pub async fn on_request(
         Some(cap) => read_request_body(incoming, cap, limits, ctx).await?,
         None => Inbound::Streaming(incoming),
     };
-    let mut hint = None;
+    let (mut hint, mut priority) = (None, None);
     for plugin in chain.plugins.iter().filter(|p| p.manifest.on_request) {
         let wants_body = plugin.manifest.request_body;
         seen.body = match &inbound {
@@ -181,15 +188,17 @@ pub async fn on_request(
             wit::RequestAction::Continue(c) => (c, None),
             wit::RequestAction::HintSite((site, c)) => (c, Some(site)),
         };
+        let class = changes.priority.clone();
         let applied = apply_request(parts, &mut inbound, changes);
         if settle(plugin, "on_request", ctx, metrics, applied)?.is_some() {
             hint = site.or(hint);
+            priority = class.or(priority);
         }
         seen.headers = wit_headers(&parts.headers);
         seen.path = parts.uri.path().to_string();
     }
     seen.body = None;
-    Ok(OnRequest::Go { body: inbound, hint, seen: Some(seen) })
+    Ok(OnRequest::Go { body: inbound, hint, seen: Some(seen), priority })
 }
 
 fn too_large(plugin: &LoadedPlugin, what: &'static str) -> ProxyError {

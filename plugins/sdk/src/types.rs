@@ -88,7 +88,19 @@ impl Response {
 impl RequestChanges {
     /// No change: the request goes on as it came.
     pub fn none() -> RequestChanges {
-        RequestChanges { set_headers: Vec::new(), remove_headers: Vec::new(), path: None, body: None }
+        RequestChanges {
+            set_headers: Vec::new(),
+            remove_headers: Vec::new(),
+            path: None,
+            body: None,
+            priority: None,
+        }
+    }
+
+    /// Puts the request in the registry's burst priority class `class`.
+    pub fn priority(mut self, class: &str) -> RequestChanges {
+        self.priority = Some(class.to_string());
+        self
     }
 
     pub fn set_header(mut self, name: &str, value: &str) -> RequestChanges {

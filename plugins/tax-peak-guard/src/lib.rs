@@ -27,11 +27,22 @@ struct Config {
     fresh_ms: u64,
     /// Seconds in Retry-After.
     retry_after: u32,
+    /// When set, a citizen's polls beyond `polls_per_window` that are not
+    /// shed (no pressure yet) go on in this burst priority class (e.g.
+    /// "browse"), so they are the first the queue sheds if pressure builds.
+    demote_to: Option<String>,
 }
 
 impl Default for Config {
     fn default() -> Config {
-        Config { pressure_rps: 200, polls_per_window: 3, window_ms: 10_000, fresh_ms: 5_000, retry_after: 10 }
+        Config {
+            pressure_rps: 200,
+            polls_per_window: 3,
+            window_ms: 10_000,
+            fresh_ms: 5_000,
+            retry_after: 10,
+            demote_to: None,
+        }
     }
 }
 
@@ -76,6 +87,10 @@ impl Plugin for Guard {
             return RequestAction::Respond(
                 Response::json(429, &body).with_header("retry-after", &config.retry_after.to_string()),
             );
+        }
+        if let Some(class) = config.demote_to.as_deref().filter(|_| polls > config.polls_per_window) {
+            let _ = metrics::count("demoted", 1);
+            return RequestAction::Continue(RequestChanges::none().priority(class));
         }
         go
     }
