@@ -6,6 +6,8 @@
 //!  tls        handshake under its own timeout (slowloris before HTTP)
 //!  framing    byte scan for Content-Length + Transfer-Encoding, on the
 //!             plaintext, before hyper parses it
+//!  idle       reads end of stream once no request was in flight for the
+//!             client idle timeout (hyper's HTTP/2 has no idle cut)
 //!  hyper      HTTP/1.1 or HTTP/2, head limits and the header read timeout
 //!  graceful   so shutdown lets requests in flight finish
 //! ```
@@ -22,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::framing::{Alarm, FramingGuard};
+use super::idle::{Activity, IdleGuard, Tracked};
 use super::limits::{ConnLimiter, Refusal};
 use crate::proxy::{ConnInfo, Gateway};
 use crate::tls::Terminator;
@@ -32,6 +35,7 @@ pub(super) struct Listener {
     pub builder: auto::Builder<TokioExecutor>,
     pub tls: Option<Arc<Terminator>>,
     pub limiter: Arc<ConnLimiter>,
+    pub idle_timeout: std::time::Duration,
 }
 
 impl Listener {
@@ -68,13 +72,18 @@ impl Listener {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let framing = Alarm::default();
-        let io = FramingGuard::new(io, framing.clone());
+        let activity = Activity::new();
+        let io = IdleGuard::new(FramingGuard::new(io, framing.clone()), activity.clone(), self.idle_timeout);
         let conn_info = Arc::new(ConnInfo::new(peer, proto, framing));
         let gw = self.gateway.clone();
         let service = service_fn(move |req| {
             let gw = gw.clone();
             let conn_info = conn_info.clone();
-            async move { Ok::<_, Infallible>(gw.handle(&conn_info, req).await) }
+            let in_flight = activity.start();
+            async move {
+                let resp = gw.handle(&conn_info, req).await;
+                Ok::<_, Infallible>(resp.map(|body| Tracked::new(body, in_flight)))
+            }
         });
         let conn = self.builder.serve_connection(TokioIo::new(io), service).into_owned();
         if let Err(e) = watcher.watch(conn).await {

@@ -4,6 +4,7 @@
 
 mod conn;
 pub mod framing;
+mod idle;
 pub mod limits;
 
 use std::future::Future;
@@ -103,6 +104,7 @@ pub async fn serve_workers(
         builder: connection_builder(&settings),
         tls,
         limiter: limits::ConnLimiter::new(&settings.edge),
+        idle_timeout: settings.client_idle_timeout,
     });
     // Health checks and continuity run for as long as the listener does.
     gateway.start_background();
