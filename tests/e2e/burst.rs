@@ -69,21 +69,15 @@ async fn request(gw: &TestGateway, method: Method, path: &str) -> Reply {
     send(&h1_client(), req).await
 }
 
-/// Where the next request at `site` of `registry` would stand in its queue.
-fn position(gw: &TestGateway, registry: &str, site: usize) -> usize {
+/// Waits (bounded) until the next request at `site` of `registry` would
+/// stand at `at_least` in its queue: woken by the limiter, not polled.
+async fn until_position(gw: &TestGateway, registry: &str, site: usize, at_least: usize) {
     let generation = gw.gateway.current();
     let state = generation.registry(registry).expect("registry");
-    state.admission().and_then(|a| a.limiter(site)).expect("a concurrency limit").position()
-}
-
-/// Waits (bounded) until `site`'s queue position reaches `at_least`.
-async fn until_position(gw: &TestGateway, registry: &str, site: usize, at_least: usize) {
-    let until = Instant::now() + Duration::from_secs(5);
-    while position(gw, registry, site) < at_least {
-        assert!(Instant::now() < until, "queue never reached {at_least}");
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    let limiter = state.admission().and_then(|a| a.limiter(site)).expect("a concurrency limit");
+    tokio::time::timeout(Duration::from_secs(5), limiter.until_position(at_least))
+        .await
+        .unwrap_or_else(|_| panic!("queue never reached {at_least}"));
 }
 
 fn shed_headers_are_present(reply: &Reply) {

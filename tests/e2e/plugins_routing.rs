@@ -55,6 +55,8 @@ async fn the_canary_cohort_moves_to_the_canary_site() {
 
 #[tokio::test]
 async fn prefer_fastest_moves_traffic_to_the_lower_latency_site() {
+    // Not synchronisation: this is the site's latency, which the gateway
+    // measures in real time and the plugin compares.
     let slow = Backend::start(|_req| async {
         tokio::time::sleep(std::time::Duration::from_millis(40)).await;
         http::Response::new(crate::fixtures::backend::text("home"))

@@ -93,6 +93,9 @@ pub struct SiteLimiter {
     timeouts: Vec<AtomicU64>,
     /// When the queue was last seen empty (ms since the epoch).
     last_empty_ms: AtomicU64,
+    /// Woken when a request starts or joins the queue, for observers that
+    /// wait on [`SiteLimiter::position`] (tests) instead of polling it.
+    changed: tokio::sync::Notify,
 }
 
 const EARLY_SHED_MAX_PERMILLE: u64 = 950;
@@ -145,6 +148,7 @@ impl SiteLimiter {
             seen_ms: (0..classes).map(|_| AtomicU64::new(0)).collect(),
             timeouts: (0..classes).map(|_| AtomicU64::new(0)).collect(),
             last_empty_ms: AtomicU64::new(now_ms()),
+            changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -154,6 +158,20 @@ impl SiteLimiter {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until [`SiteLimiter::position`] is at least `n`.
+    pub async fn until_position(&self, n: usize) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            // Registered before the check, so a change in between is not lost.
+            changed.as_mut().enable();
+            if self.position() >= n {
+                return;
+            }
+            changed.await;
+        }
     }
 
     /// Where a new request would stand: 0 when it would start at once.
@@ -196,6 +214,7 @@ impl SiteLimiter {
     fn take(self: &Arc<Self>, st: &mut State, class: usize) -> Permit {
         st.in_flight += 1;
         st.by_class[class] += 1;
+        self.changed.notify_waiters();
         Permit { limiter: self.clone(), class, started: Instant::now() }
     }
 
@@ -237,6 +256,7 @@ impl SiteLimiter {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let (tx, rx) = oneshot::channel();
             st.waiting[class].push_back(Waiter { id, tx });
+            self.changed.notify_waiters();
             (id, rx, until)
         };
         let mut wait = Wait { limiter: self, class, id, rx: Some(rx) };
