@@ -35,110 +35,23 @@ GATEWAY_PORT=${GATEWAY_PORT:-18080}
 NGINX_PORT=${NGINX_PORT:-18090}
 HAPROXY_PORT=${HAPROXY_PORT:-18091}
 REQUEST_PATH=/population/people/38001085718
-PORT_WAIT_TICKS=100 # x 0.1 s: how long a server gets to start accepting
 
 LOAD=target/release/gateway-load
 BACKEND=target/release/bench-backend
 GATEWAY=target/release/gateway
 
-log() { printf '[proxy-bench] %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
+SCRIPT=proxy-bench
+# shellcheck source=benches/bench-lib.sh
+source benches/bench-lib.sh
 
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer (got '$ROUNDS')"
 command -v python3 >/dev/null || die "python3 is needed for the summary"
 
-# One CPU for the load generator, the other for every server process, so the
-# client never competes with what it measures. The direct baseline uses the
-# same split, which is what makes the ratios comparable.
-if command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]]; then
-    LOAD_PIN=(taskset -c 0)
-    SERVER_PIN=(taskset -c 1)
-else
-    log "warning: taskset or a second CPU is missing; running unpinned (noisier)"
-    LOAD_PIN=()
-    SERVER_PIN=()
-fi
-
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/proxy-bench.XXXXXX")
-declare -A LIVE=() # pid -> name, for the servers this script started
 declare -A SKIP=() # target -> reason it is skipped for the rest of the run
 
-# True while the process exists and is not a zombie awaiting `wait`.
-alive() {
-    local state
-    state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
-    [[ -n $state && $state != Z ]]
-}
-
-stop_pid() {
-    local pid=$1 tick
-    if alive "$pid"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for ((tick = 0; tick < 50; tick++)); do
-            alive "$pid" || break
-            sleep 0.1
-        done
-        if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-    fi
-    wait "$pid" 2>/dev/null || true
-    unset "LIVE[$pid]"
-}
-
-cleanup() {
-    local pid
-    for pid in "${!LIVE[@]}"; do
-        stop_pid "$pid"
-    done
-    rm -rf "$TMP"
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# Polls, bounded, until the port accepts; fails early if the server died.
-wait_port() {
-    local port=$1 pid=$2 tick
-    for ((tick = 0; tick < PORT_WAIT_TICKS; tick++)); do
-        port_open "$port" && return 0
-        alive "$pid" || return 1
-        sleep 0.1
-    done
-    return 1
-}
-
-# start_server NAME PORT CMD...: sets SERVER_PID, or START_ERROR and fails.
-start_server() {
-    local name=$1 port=$2
-    shift 2
-    SERVER_PID=""
-    # Whatever already listens there is not what we mean to measure, and
-    # would make the readiness check below pass for the wrong process.
-    if port_open "$port"; then
-        START_ERROR="port $port is already in use by another process"
-        return 1
-    fi
-    # fd 9 (the run lock) is closed so a stray server cannot hold it.
-    "${SERVER_PIN[@]}" "$@" 9>&- >>"$RESULTS_DIR/logs/$name.log" 2>&1 &
-    SERVER_PID=$!
-    LIVE[$SERVER_PID]=$name
-    # The second look catches a server that lost a bind race and exited.
-    if ! wait_port "$port" "$SERVER_PID" || ! { sleep 0.2 && alive "$SERVER_PID"; }; then
-        START_ERROR="did not start listening on port $port (log: $RESULTS_DIR/logs/$name.log)"
-        stop_pid "$SERVER_PID"
-        SERVER_PID=""
-        return 1
-    fi
-}
-
-find_bin() {
-    command -v "$1" 2>/dev/null && return 0
-    [[ -x /usr/sbin/$1 ]] && echo "/usr/sbin/$1" && return 0
-    return 1
-}
 
 wants() { [[ " $TARGETS " == *" $1 "* ]]; }
 
@@ -173,48 +86,6 @@ install_proxies() {
     fi
     find_bin nginx >/dev/null || SKIP[nginx]="nginx is not installed"
     find_bin haproxy >/dev/null || SKIP[haproxy]="haproxy is not installed"
-}
-
-write_nginx_conf() {
-    local dir=$TMP/nginx temp_paths="" module
-    mkdir -p "$dir"
-    # Point every compiled-in temp path into the temp dir so nginx never
-    # writes under /var/lib; naming a module that is absent is an error.
-    for module in client_body proxy fastcgi uwsgi scgi; do
-        if ! "$(find_bin nginx)" -V 2>&1 | grep -q -- "--without-http_${module}_module"; then
-            temp_paths+="    ${module}_temp_path $dir/${module}_temp;"$'\n'
-        fi
-    done
-    cat >"$dir/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-master_process off;
-pid $dir/nginx.pid;
-error_log $RESULTS_DIR/logs/nginx-error.log warn;
-events {
-    worker_connections 4096;
-}
-http {
-    access_log off;
-$temp_paths
-    # The default of 1000 requests per connection would make nginx, alone
-    # among the targets, close and reopen connections during the run.
-    keepalive_requests 1000000;
-    upstream backend {
-        server 127.0.0.1:$BACKEND_PORT;
-        keepalive 64;
-        keepalive_requests 1000000;
-    }
-    server {
-        listen 127.0.0.1:$NGINX_PORT;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-EOF
 }
 
 write_haproxy_conf() {
@@ -396,7 +267,7 @@ main() {
         if [[ -n ${SKIP[gateway]:-} ]]; then SKIP[gateway-h2]=${SKIP[gateway]}; fi
     fi
     install_proxies
-    if wants nginx; then write_nginx_conf; fi
+    if wants nginx; then write_nginx_conf "$TMP/nginx" "$NGINX_PORT" "$BACKEND_PORT"; fi
     if wants haproxy; then write_haproxy_conf; fi
     write_environment
     # Keep the exact proxy configs next to the numbers they produced.
