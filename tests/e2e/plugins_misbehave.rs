@@ -2,8 +2,7 @@
 //! its fail policy, while good requests beside it keep succeeding. Also:
 //! capability denial, and no data surviving from one request to the next.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use crate::fixtures::load::SteadyLoad;
 
 use crate::fixtures::client::{empty, h1_client};
 use crate::fixtures::plugins::entry;
@@ -46,28 +45,10 @@ config = { bytes = 200000 }"#;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_misbehaving_plugin_fails_only_its_own_request_while_good_requests_succeed() {
     let home = Backend::named("home").await;
-    let gw = Arc::new(TestGateway::start(&config(home.addr, CLOSED)).await);
+    let gw = TestGateway::start(&config(home.addr, CLOSED)).await;
 
     // Good traffic on another registry (with its own plugin) all along.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, bad) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let mut good = Vec::new();
-    for _ in 0..2 {
-        let (gw, stop, ok, bad) = (gw.clone(), stop.clone(), ok.clone(), bad.clone());
-        good.push(tokio::spawn(async move {
-            let client = h1_client();
-            while !stop.load(Ordering::Relaxed) {
-                let req = http::Request::get(gw.url("/open/x")).body(empty()).unwrap();
-                let reply = send(&client, req).await;
-                if reply.status == 200 {
-                    ok.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    eprintln!("good request failed: {} {}", reply.status, reply.text());
-                    bad.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }));
-    }
+    let good = SteadyLoad::start(gw.url("/open/x"), 2, |reply| reply.status == 200);
 
     let cases = [
         ("loop", "timeout", "deadline"),
@@ -97,11 +78,7 @@ async fn every_misbehaving_plugin_fails_only_its_own_request_while_good_requests
     let again = with_mode(&gw, "remember", "").await;
     assert_eq!(again.status, 200);
 
-    stop.store(true, Ordering::Relaxed);
-    for task in good {
-        task.await.unwrap();
-    }
-    let (ok, bad) = (ok.load(Ordering::Relaxed), bad.load(Ordering::Relaxed));
+    let (ok, bad) = good.stop().await;
     println!("good requests during the misbehaviour: {ok} ok, {bad} failed");
     assert!(ok > 0);
     assert_eq!(bad, 0);

@@ -2,8 +2,7 @@
 //! request, refusal of a plugin that cannot load (the old one keeps
 //! serving), and `gateway check` on the shipped config.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use crate::fixtures::load::SteadyLoad;
 
 use gateway::config;
 
@@ -35,40 +34,19 @@ async fn reloading_plugin_chains_under_load_fails_no_request() {
     let home = Backend::named("home").await;
     let a = config_text(home.addr, "noop", "fail = \"closed\"");
     let b = config_text(home.addr, "population_translate", "fail = \"closed\"\ncapabilities = [\"config\"]");
-    let gw = Arc::new(TestGateway::start(&a).await);
+    let gw = TestGateway::start(&a).await;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let mut load = Vec::new();
-    for _ in 0..4 {
-        let (gw, stop, ok, failed) = (gw.clone(), stop.clone(), ok.clone(), failed.clone());
-        load.push(tokio::spawn(async move {
-            let client = h1_client();
-            while !stop.load(Ordering::Relaxed) {
-                let req = http::Request::get(gw.url("/population/x")).body(empty()).unwrap();
-                let reply = send(&client, req).await;
-                let counter = if reply.status == 200 && reply.text() == "home" { &ok } else { &failed };
-                counter.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
+    let load = SteadyLoad::start(gw.url("/population/x"), 4, |r| r.status == 200 && r.text() == "home");
     let mut hashes = Vec::new();
     for round in 0..6 {
         // Wait for some traffic on the current chain before swapping it.
-        let seen = ok.load(Ordering::Relaxed);
-        while ok.load(Ordering::Relaxed) < seen + 20 {
-            tokio::task::yield_now().await;
-        }
+        load.until_more_ok(20).await;
         let text = if round % 2 == 0 { &b } else { &a };
         let report = gw.gateway.reload(config::from_toml(text).unwrap()).expect("reload");
         assert_eq!(report.rebuilt, vec!["population".to_string()]);
         hashes.push(plugin_hash(&gw));
     }
-    stop.store(true, Ordering::Relaxed);
-    for task in load {
-        task.await.unwrap();
-    }
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let (ok, failed) = load.stop().await;
     println!("requests during 6 plugin reloads: {ok} ok, {failed} failed");
     assert_eq!(failed, 0);
     assert_eq!(hashes[0].0, "population-translate");
