@@ -139,3 +139,27 @@ $temp_paths
 }
 CONF
 }
+
+# write_haproxy_conf FILE PORT BACKEND_PORT: HAProxy as the gateway's
+# equivalent, one thread, connections to the backend kept alive and reused.
+write_haproxy_conf() {
+    local file=$1 port=$2 backend=$3
+    cat >"$file" <<CONF
+global
+    nbthread 1
+    maxconn 4096
+
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    timeout http-keep-alive 30s
+
+listen gateway_equivalent
+    bind 127.0.0.1:$port
+    server backend 127.0.0.1:$backend
+CONF
+}

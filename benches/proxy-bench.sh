@@ -88,27 +88,6 @@ install_proxies() {
     find_bin haproxy >/dev/null || SKIP[haproxy]="haproxy is not installed"
 }
 
-write_haproxy_conf() {
-    cat >"$TMP/haproxy.cfg" <<EOF
-global
-    nbthread 1
-    maxconn 4096
-
-defaults
-    mode http
-    option http-keep-alive
-    http-reuse always
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-    timeout http-keep-alive 30s
-
-listen gateway_equivalent
-    bind 127.0.0.1:$HAPROXY_PORT
-    server backend 127.0.0.1:$BACKEND_PORT
-EOF
-}
-
 # Starts the proxy for TARGET fresh (nothing for "direct"); sets PORT.
 start_target() {
     case $1 in
@@ -268,7 +247,7 @@ main() {
     fi
     install_proxies
     if wants nginx; then write_nginx_conf "$TMP/nginx" "$NGINX_PORT" "$BACKEND_PORT"; fi
-    if wants haproxy; then write_haproxy_conf; fi
+    if wants haproxy; then write_haproxy_conf "$TMP/haproxy.cfg" "$HAPROXY_PORT" "$BACKEND_PORT"; fi
     write_environment
     # Keep the exact proxy configs next to the numbers they produced.
     if [[ -f $TMP/nginx/nginx.conf ]]; then cp "$TMP/nginx/nginx.conf" "$RESULTS_DIR/logs/"; fi

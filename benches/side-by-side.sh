@@ -74,21 +74,7 @@ for target in $TARGETS; do
         ;;
     haproxy)
         if find_bin haproxy >/dev/null; then
-            cat >"$TMP/haproxy.cfg" <<CONF
-global
-    nbthread 1
-    maxconn 4096
-defaults
-    mode http
-    option http-keep-alive
-    http-reuse always
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-listen gateway_equivalent
-    bind 127.0.0.1:$HAPROXY_PORT
-    server backend 127.0.0.1:$BACKEND_PORT
-CONF
+            write_haproxy_conf "$TMP/haproxy.cfg" "$HAPROXY_PORT" "$BACKEND_PORT"
             cp "$TMP/haproxy.cfg" "$RESULTS_DIR/logs/"
             run_one haproxy "$HAPROXY_PORT" "$(find_bin haproxy)" -db -f "$TMP/haproxy.cfg"
         else log "haproxy is not installed (apt-get install haproxy); skipped"; fi
