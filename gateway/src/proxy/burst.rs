@@ -101,8 +101,7 @@ pub(super) async fn fetch(
     let idempotent = head.method.is_idempotent();
     let mut plan = super::select_sites(registry, write)?;
     let p = f.plugins;
-    let hint = p.hint.map(str::to_owned);
-    plugins::order_sites(p.chain, p.seen, hint, &mut plan, &registry.sites, ctx, metrics)?;
+    plugins::order_sites(p.chain, p.seen, p.hint, &mut plan, &registry.sites, ctx, metrics)?;
     let _slot = slot(registry, &mut plan, class, ctx.deadline, metrics).await?;
     let answer = attempt::forward(registry, &plan, head, body, idempotent, ctx, metrics).await?;
     let resp = respond::from_upstream(answer, &registry.sites, f.via, f.server);
@@ -152,10 +151,14 @@ async fn slot(
 /// The request as the cache sees it: the client's method and URI with the
 /// headers that go upstream (the client's, less hop-by-hop fields).
 pub(super) fn cache_request(parts: &http::request::Parts, head: &UpstreamHead) -> RequestParts {
+    request_parts(&parts.method, &parts.uri, &head.headers)
+}
+
+fn request_parts(method: &http::Method, uri: &http::Uri, headers: &http::HeaderMap) -> RequestParts {
     let mut req = Request::new(());
-    *req.method_mut() = parts.method.clone();
-    *req.uri_mut() = parts.uri.clone();
-    *req.headers_mut() = head.headers.clone();
+    *req.method_mut() = method.clone();
+    *req.uri_mut() = uri.clone();
+    *req.headers_mut() = headers.clone();
     req.into_parts().0
 }
 
@@ -234,13 +237,7 @@ fn refresh_behind(
     let Join::Leader(leader) = cache.inflight.join(&cache.key(req)) else { return };
     let (registry, cache, config, via, metrics) =
         (registry.clone(), cache.clone(), gen.config.clone(), gen.via.clone(), metrics.clone());
-    let req = {
-        let mut r = Request::new(());
-        *r.method_mut() = req.method.clone();
-        *r.uri_mut() = req.uri.clone();
-        *r.headers_mut() = req.headers.clone();
-        r.into_parts().0
-    };
+    let req = request_parts(&req.method, &req.uri, &req.headers);
     let id = head.headers.get(super::headers::X_REQUEST_ID.clone()).cloned();
     let (chain, seen, hint) = (plugins.chain.clone(), plugins.seen.cloned(), plugins.hint.map(str::to_owned));
     tokio::spawn(async move {

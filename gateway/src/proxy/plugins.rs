@@ -268,7 +268,7 @@ fn respond(
 pub fn order_sites(
     chain: &Chain,
     seen: Option<&wit::Request>,
-    hint: Option<String>,
+    hint: Option<&str>,
     plan: &mut Vec<usize>,
     sites: &RegistrySites,
     ctx: &RequestContext,
@@ -281,7 +281,7 @@ pub fn order_sites(
         }
     };
     if let Some(site) = hint {
-        to_front(plan, &site);
+        to_front(plan, site);
     }
     let Some(seen) = seen.filter(|_| chain.wants(|m| m.choose_site)) else { return Ok(()) };
     let snapshot = site_snapshot(sites, plan);
